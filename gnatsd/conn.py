@@ -1,0 +1,686 @@
+"""One client connection: its readloop and writeloop greenlets, protocol handlers and delivery.
+
+Ports nats-server `server/client.go` (client, readLoop, writeLoop, processConnect, processPub,
+processHeaderPub, processSub, processUnsub, processPing, processPong, processInboundClientMsg,
+processMsgResults, deliverMsg, queueOutbound, flushOutbound, closeConnection).
+
+Concurrency (DESIGN.md §2): everything here runs on the server's gevent hub. Greenlets switch
+only at socket I/O and explicit waits, so no state below needs a lock. Methods that never
+yield say so; the only yielding calls are the socket reads and writes in the two loops.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+
+import gevent
+from gevent import Timeout
+
+from .errors import (
+    ERR_BAD_CLIENT_PROTOCOL,
+    ERR_INVALID_PUB_SUBJECT,
+    ERR_INVALID_SUBJECT,
+    ERR_AUTH_TIMEOUT,
+    ERR_AUTH_VIOLATION,
+    ERR_MAX_PAYLOAD,
+    ERR_MAX_SUBS,
+    ERR_NO_RESPONDERS_HEADERS,
+    ERR_STALE_CONNECTION,
+    ClosedState,
+    ProtocolError,
+)
+from .parser import Parser
+from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
+
+log = logging.getLogger("gnatsd")
+
+CLIENT = 0  # Go: connection kinds; routes, gateways and leafnodes will reuse this class
+
+CRLF = b"\r\n"
+OK_PROTO = b"+OK\r\n"
+PING_PROTO = b"PING\r\n"
+PONG_PROTO = b"PONG\r\n"
+# Go 2.9.10: the no-responders status message (HEAD adds a Nats-Subject header).
+NO_RESPONDERS_HDR = b"NATS/1.0 503\r\n\r\n"
+RESERVED_REPLY_PREFIXES = (b"_R_.", b"$JS.ACK.", b"_GR_.")
+SYS_QUEUE_GROUP = b"_sys_"
+
+# Go: ClientOpts. The JSON type each CONNECT key must have; unknown keys are ignored.
+_CONNECT_FIELDS = {
+    "verbose": bool, "pedantic": bool, "tls_required": bool, "echo": bool, "headers": bool,
+    "no_responders": bool, "new_account": bool,
+    "auth_token": str, "user": str, "pass": str, "nkey": str, "sig": str, "jwt": str,
+    "name": str, "lang": str, "version": str, "account": str,
+    "protocol": int,
+}
+# Go: defaultOpts. verbose, pedantic and echo are on unless CONNECT turns them off.
+_DEFAULT_CONNECT = {"verbose": True, "pedantic": True, "echo": True, "protocol": 0}
+
+# Close reasons after which pending output is dropped, not flushed (Go: skipFlushOnClose).
+_SKIP_FLUSH = frozenset((
+    ClosedState.SlowConsumerPendingBytes, ClosedState.SlowConsumerWriteDeadline,
+    ClosedState.WriteError, ClosedState.ReadError,
+))
+
+READ_SIZE = 65536  # one recv; Go grows its buffer up to the same maxBufSize
+
+
+def go_quote(b):
+    """Go's %q for the subjects quoted in -ERR texts."""
+    out = ['"']
+    for ch in b.decode("utf-8", "replace"):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append("\\u%04x" % ord(ch))
+    out.append('"')
+    return "".join(out)
+
+
+def parse_size(b):
+    """Go: parseSize. 1 to 9 ASCII digits, else -1."""
+    if 0 < len(b) <= 9 and b.isdigit():
+        return int(b)
+    return -1
+
+
+class Subscription:
+    """Go: subscription. `sid` is kept as the bytes the client sent."""
+
+    __slots__ = ("client", "subject", "queue", "sid", "nm", "max")
+
+    def __init__(self, client, subject, queue, sid):
+        self.client = client
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.nm = 0  # messages delivered
+        self.max = 0  # auto-unsubscribe after this many (0: never)
+
+
+class Client(Parser):
+    """Go: client. One connection and both of its greenlets."""
+
+    def __init__(self, server, sock, cid, addr):
+        self.srv = server
+        self.sock = sock
+        self.cid = cid
+        self.kind = CLIENT
+        self.host, self.port = addr[0], addr[1]
+        opts = server.opts
+        self.mcl = opts.max_control_line  # Go: mcl, max control line
+        self.mpay = opts.max_payload  # Go: mpay, max payload
+        self.mp = opts.max_pending  # Go: out.mp, max pending bytes
+        self.msubs = opts.max_subs  # Go: msubs, max subscriptions
+        self.start = time.time()
+        self.last = time.monotonic()  # last activity, for the ping timer
+        # CONNECT state
+        self.copts = dict(_DEFAULT_CONNECT)
+        self.verbose = True
+        self.pedantic = True
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.connect_received = False
+        self.auth_pending = server.auth_required  # Go: authSet && !connectReceived
+        self.user = None
+        # outbound (Go: outbound)
+        self.out = []  # chunks waiting for the writeloop
+        self.pb = 0  # Go: out.pb, pending bytes
+        self.pcd = {}  # Go: pcd, clients this read gave data to (an ordered set)
+        # subscriptions by sid
+        self.subs = {}
+        # pa: the PUB being processed (Go: pubArg)
+        self.pa_subject = b""
+        self.pa_reply = None
+        self.pa_szb = b""  # size digits as sent, echoed verbatim in MSG
+        self.pa_hdr = -1  # header length for HPUB, -1 for PUB
+        self.pa_hdb = b""
+        # stats
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        # liveness
+        self.pings_out = 0
+        self.rtt = 0.0
+        self.rtt_start = None
+        self.last_client_ping = 0.0
+        self.first_pong_sent = False
+        self.closed = False
+        self.close_reason = None
+        self.stop_time = None
+        self._ping_timer = None
+        self._auth_timer = None
+        self._wl = None  # the writeloop greenlet
+        self._wl_waiting = False
+        self._hub = gevent.get_hub()
+
+    def __repr__(self):
+        return f"{self.host}:{self.port} - cid:{self.cid}"
+
+    # -- the two loops -------------------------------------------------------------------
+
+    def run(self):
+        """Go: createClient's per-connection part, then readLoop. Runs in its own greenlet."""
+        srv = self.srv
+        try:
+            # Go sends the first INFO before the max-connections check.
+            self.sock.sendall(srv.client_info_json(self, first=True))
+        except OSError:
+            self.close_connection(ClosedState.WriteError)
+            return
+        if not srv.register_client(self):
+            return
+        self._wl = gevent.spawn(self.writeloop)
+        self._set_ping_timer(srv.opts.ping_interval)
+        if self.auth_pending:
+            self._auth_timer = self._hub.loop.timer(srv.opts.auth_timeout)
+            self._auth_timer.start(self.auth_timeout)
+        log.debug("%s - Client connection created", self)
+        self.readloop()
+
+    def readloop(self):
+        """Go: readLoop. Read, parse, then signal the writeloops of the clients we fed."""
+        sock = self.sock
+        recv = sock.recv
+        try:
+            while not self.closed:
+                data = recv(READ_SIZE)
+                if not data:
+                    self.close_connection(ClosedState.ClientClosed)
+                    return
+                self.last = time.monotonic()
+                try:
+                    self.parse(data)
+                except ProtocolError as e:
+                    self.protocol_error(e)
+                finally:
+                    self.flush_clients()
+        except OSError:
+            self.close_connection(ClosedState.ReadError)
+
+    def protocol_error(self, e):
+        """The one place parse errors become closes (Go: readLoop's error branch)."""
+        if self.closed:
+            return
+        if e.err is None:
+            log.error("%s - %s", self, e)
+        else:
+            log.error("%s - %s", self, e.err)
+            self.send_err(e.err)
+        self.close_connection(e.reason)
+
+    def flush_clients(self):
+        """Go: flushClients. Wake each writeloop that this read gave data to, once."""
+        pcd = self.pcd
+        if pcd:
+            for c in pcd:
+                if c._wl_waiting:
+                    c._wl_waiting = False
+                    c._hub.loop.run_callback(c._wl.switch)
+            pcd.clear()
+
+    def signal_flush(self):
+        """Ask the writeloop to write what is pending. Does not yield."""
+        if self._wl_waiting:
+            self._wl_waiting = False
+            self._hub.loop.run_callback(self._wl.switch)
+
+    def writeloop(self):
+        """Go: writeLoop. Sleep until signalled, then write all pending chunks. Own greenlet."""
+        try:
+            while True:
+                if not self.out and not self.closed:
+                    self._wl_waiting = True
+                    self._hub.switch()  # parked until signal_flush/flush_clients switches back
+                    continue
+                if self.closed:
+                    break
+                self.flush_outbound()
+            if self.out and self.close_reason not in _SKIP_FLUSH:
+                self.flush_outbound()
+        finally:
+            self._wl_waiting = False
+            self._close_socket()
+
+    def flush_outbound(self):
+        """Go: flushOutbound. May yield: writes to the socket within write_deadline."""
+        out = self.out
+        self.out = []
+        if self.sock is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        timer = Timeout.start_new(self.srv.opts.write_deadline)
+        try:
+            self.sock.sendall(data)
+        except Timeout as t:
+            if t is not timer:
+                raise
+            self.pb -= len(data)
+            if not self.closed:
+                log.info("%s - Slow Consumer Detected: WriteDeadline of %ss exceeded with %d chunks "
+                         "of %d total bytes.", self, self.srv.opts.write_deadline, len(out), len(data))
+                self.srv.slow_consumers += 1
+            self.close_connection(ClosedState.SlowConsumerWriteDeadline)
+            return
+        except OSError:
+            self.pb -= len(data)
+            self.close_connection(ClosedState.WriteError)
+            return
+        finally:
+            timer.close()
+        self.pb -= len(data)
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def enqueue_proto(self, data):
+        """Go: enqueueProto. Queue bytes and wake the writeloop. Does not yield."""
+        if self.closed:
+            return
+        self.out.append(data)
+        self.pb += len(data)
+        if self.pb > self.mp:
+            self.slow_consumer()
+            return
+        self.signal_flush()
+
+    def slow_consumer(self):
+        """Go: queueOutbound's max-pending branch. Drop the pending data and close."""
+        log.info("%s - Slow Consumer Detected: MaxPending of %d Exceeded", self, self.mp)
+        self.srv.slow_consumers += 1
+        self.close_connection(ClosedState.SlowConsumerPendingBytes)
+
+    def send_err(self, text):
+        self.enqueue_proto(b"-ERR '" + text.encode() + b"'\r\n")
+
+    def send_ok(self):
+        self.enqueue_proto(OK_PROTO)
+
+    # -- protocol handlers (called by the parser; none of them yields) --------------------
+
+    def process_connect(self, arg):
+        """Go: processConnect."""
+        if self._auth_timer is not None:
+            self._auth_timer.close()
+            self._auth_timer = None
+        self.last = time.monotonic()
+        self.rtt = max(time.time() - self.start, 1e-6)  # Go: computeRTT(c.start)
+        self._set_ping_timer(self._first_ping_interval())
+        try:
+            decoded = json.loads(arg)
+        except ValueError as e:
+            raise ProtocolError(f"processConnect: {e}") from None
+        if not isinstance(decoded, dict):
+            raise ProtocolError("processConnect: CONNECT argument is not a JSON object")
+        copts = self.copts
+        for key, value in decoded.items():
+            # Go decodes with encoding/json: keys match case-insensitively, the last one wins,
+            # null leaves a field as it was and any other type mismatch is an error.
+            key = key.lower()
+            want = _CONNECT_FIELDS.get(key)
+            if want is None or value is None:
+                continue
+            if type(value) is not want:
+                raise ProtocolError(f"processConnect: json: cannot unmarshal {type(value).__name__} "
+                                    f"into Go struct field clientOpts.{key}")
+            copts[key] = value
+        self.connect_received = True
+        self.auth_pending = False
+        self.verbose = copts["verbose"]
+        self.pedantic = copts["pedantic"]
+        self.echo = copts["echo"]
+        self.headers = copts.get("headers", False) and not self.srv.opts.no_header_support
+        self.no_responders = copts.get("no_responders", False)
+        srv = self.srv
+        if srv.auth_required and not srv.check_authentication(self):
+            raise ProtocolError("authentication error", ERR_AUTH_VIOLATION,
+                                ClosedState.AuthenticationViolation)
+        if copts.get("account") or copts.get("new_account"):
+            raise ProtocolError("account designation in CONNECT", ERR_AUTH_VIOLATION,
+                                ClosedState.AuthenticationViolation)
+        proto = copts["protocol"]
+        if proto < 0 or proto > 1:
+            raise ProtocolError(ERR_BAD_CLIENT_PROTOCOL, ERR_BAD_CLIENT_PROTOCOL,
+                                ClosedState.BadClientProtocolVersion)
+        if self.no_responders and not self.headers:
+            raise ProtocolError(ERR_NO_RESPONDERS_HEADERS, ERR_NO_RESPONDERS_HEADERS,
+                                ClosedState.NoRespondersRequiresHeaders)
+        if self.verbose:
+            self.send_ok()
+
+    def process_info(self, arg):
+        """Go: processInfo. A client's INFO is parsed and ignored."""
+        try:
+            json.loads(arg)
+        except ValueError as e:
+            raise ProtocolError(f"processInfo: {e}") from None
+
+    def process_err(self, arg):
+        """Go: processErr. A client that sends -ERR is logged and closed."""
+        log.error("%s - Client Error %s", self, arg.decode("utf-8", "replace"))
+        raise ProtocolError(f"Client Error {arg!r}", None, ClosedState.ParseError)
+
+    def process_ping(self):
+        """Go: processPing. Answer PONG; maybe send an INFO after the first one."""
+        self.enqueue_proto(PONG_PROTO)
+        self.last_client_ping = time.monotonic()
+        if not self.first_pong_sent:
+            self.first_pong_sent = True
+            # Go 2.9.10 sends an INFO here only when the client's max_payload differs from
+            # the server's or the cluster URLs changed since it connected.
+            if self.copts["protocol"] >= 1 and self.mpay != self.srv.opts.max_payload:
+                self.enqueue_proto(self.srv.client_info_json(self))
+
+    def process_pong(self):
+        """Go: processPong. Clears the outstanding pings and measures the round trip."""
+        self.pings_out = 0
+        if self.rtt_start is not None:
+            self.rtt = time.monotonic() - self.rtt_start
+
+    def process_pub(self, args):
+        """Go: processPub. Returns the payload size the parser must read."""
+        n = len(args)
+        if n == 2:
+            self.pa_subject, szb = args
+            self.pa_reply = None
+        elif n == 3:
+            self.pa_subject, self.pa_reply, szb = args
+        else:
+            raise ProtocolError(f"processPub Parse Error: {b' '.join(args)!r}")
+        size = parse_size(szb)
+        if size < 0:
+            raise ProtocolError(f"processPub Bad or Missing Size: {b' '.join(args)!r}")
+        if size > self.mpay and self.mpay > 0:
+            raise ProtocolError(ERR_MAX_PAYLOAD, ERR_MAX_PAYLOAD, ClosedState.MaxPayloadExceeded)
+        self.pa_szb = szb
+        self.pa_hdr = -1
+        if self.pedantic and not is_valid_literal_subject(self.pa_subject):
+            self.send_err(ERR_INVALID_PUB_SUBJECT)
+        return size
+
+    def process_hpub(self, args):
+        """Go: processHeaderPub."""
+        if not self.headers:
+            raise ProtocolError("message headers not supported")
+        n = len(args)
+        if n == 3:
+            self.pa_subject, hdb, szb = args
+            self.pa_reply = None
+        elif n == 4:
+            self.pa_subject, self.pa_reply, hdb, szb = args
+        else:
+            raise ProtocolError(f"processHeaderPub Parse Error: {b' '.join(args)!r}")
+        hdr = parse_size(hdb)
+        if hdr < 0:
+            raise ProtocolError(f"processHeaderPub Bad or Missing Header Size: {b' '.join(args)!r}")
+        size = parse_size(szb)
+        if size < 0:
+            raise ProtocolError(f"processHeaderPub Bad or Missing Total Size: {b' '.join(args)!r}")
+        if hdr > size:
+            raise ProtocolError(f"processHeaderPub Header Size larger then TotalSize: {b' '.join(args)!r}")
+        if size > self.mpay and self.mpay > 0:
+            raise ProtocolError(ERR_MAX_PAYLOAD, ERR_MAX_PAYLOAD, ClosedState.MaxPayloadExceeded)
+        self.pa_szb = szb
+        self.pa_hdb = hdb
+        # Go delivers an HPUB with an empty header block as a plain MSG.
+        self.pa_hdr = hdr if hdr > 0 else -1
+        if self.pedantic and not is_valid_literal_subject(self.pa_subject):
+            self.send_err(ERR_INVALID_PUB_SUBJECT)
+        return size
+
+    def process_sub(self, args):
+        """Go: processSub / processSubEx (parseSub for the arguments)."""
+        n = len(args)
+        if n == 2:
+            subject, sid = args
+            queue = None
+        elif n == 3:
+            subject, queue, sid = args
+        else:
+            raise ProtocolError(f"processSub Parse Error: {b' '.join(args)!r}")
+        if self.msubs > 0 and len(self.subs) >= self.msubs:
+            log.error("%s - Maximum Subscriptions Exceeded (%d)", self, self.msubs)
+            self.send_err(ERR_MAX_SUBS)
+            return
+        if queue == SYS_QUEUE_GROUP:
+            self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)} "
+                          f"using queue {go_quote(queue)}")
+            return
+        if sid in self.subs:
+            # Go: a duplicate sid is ignored; the first subscription stays.
+            if self.verbose:
+                self.send_ok()
+            return
+        if not is_valid_subject(subject):
+            self.send_err(ERR_INVALID_SUBJECT)
+            return
+        sub = Subscription(self, subject, queue, sid)
+        try:
+            self.srv.sublist.insert(sub)
+        except SublistError:
+            self.send_err(ERR_INVALID_SUBJECT)
+            return
+        self.subs[sid] = sub
+        if self.verbose:
+            self.send_ok()
+
+    def process_unsub(self, args):
+        """Go: processUnsub."""
+        n = len(args)
+        if n == 1:
+            sid, maxm = args[0], -1
+        elif n == 2:
+            sid, maxm = args[0], parse_size(args[1])
+        else:
+            raise ProtocolError(f"processUnsub Parse Error: {b' '.join(args)!r}")
+        sub = self.subs.get(sid)
+        unsub = False
+        if sub is not None:
+            if maxm > 0 and maxm > sub.nm:
+                sub.max = maxm
+            else:
+                sub.max = 0
+                unsub = True
+        if self.verbose:
+            self.send_ok()
+        if unsub:
+            self.unsubscribe(sub)
+
+    def unsubscribe(self, sub):
+        """Go: unsubscribe. Remove `sub` from this client and the sublist. Does not yield."""
+        if self.subs.get(sub.sid) is sub:
+            del self.subs[sub.sid]
+            self.srv.sublist.remove(sub)
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def process_inbound_msg(self, msg):
+        """Go: processInboundClientMsg. `msg` is the payload with its CRLF. Does not yield."""
+        self.in_msgs += 1
+        self.in_bytes += len(msg) - 2
+        srv = self.srv
+        srv.in_msgs += 1
+        srv.in_bytes += len(msg) - 2
+        subject = self.pa_subject
+        reply = self.pa_reply
+        if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES) and self._reserved_reply(reply):
+            self.send_err(f"Permissions Violation for Publish with Reply of {go_quote(reply)}")
+            return
+        if subject.startswith(b"_GR_.") and len(subject) > 5:
+            self.send_err(f"Permissions Violation for Publish to {go_quote(subject)}")
+            return
+        if self.verbose:
+            self.send_ok()
+        result = srv.sublist.match(subject)
+        if not result.psubs and not result.qsubs:
+            if reply is not None and self.no_responders:
+                self.send_no_responders(reply)
+            return
+        delivered = self.process_msg_results(result, subject, reply, msg)
+        if not delivered and reply is not None and self.no_responders:
+            self.send_no_responders(reply)
+
+    @staticmethod
+    def _reserved_reply(reply):
+        # Go: isReservedReply. `_R_.` alone counts; the others need something after the prefix.
+        if reply.startswith(b"_R_."):
+            return True
+        return len(reply) > (8 if reply.startswith(b"$JS.ACK.") else 5)
+
+    def process_msg_results(self, result, subject, reply, msg):
+        """Go: processMsgResults. Deliver to every plain sub and one member of each queue group."""
+        szb = self.pa_szb
+        if self.pa_hdr < 0:
+            mh = (b" " + reply + b" " + szb + CRLF) if reply is not None else (b" " + szb + CRLF)
+            hmh = hmsg = smh = smsg = None
+        else:
+            # Header-aware subscribers get HMSG; the others get MSG without the header block,
+            # its size written as total - hdr in plain decimal.
+            sp_reply = b" " + reply if reply is not None else b""
+            hmh = sp_reply + b" " + self.pa_hdb + b" " + szb + CRLF
+            smsg = msg[self.pa_hdr :]
+            smh = sp_reply + b" " + str(len(smsg) - 2).encode() + CRLF
+            mh = hmsg = None
+        delivered = 0
+        for sub in result.psubs:
+            if self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):
+                delivered += 1
+        for group in result.qsubs:
+            n = len(group)
+            start = random.randrange(n) if n > 1 else 0
+            for i in range(n):
+                if self.deliver_msg(group[(start + i) % n], subject, mh, msg, hmh, smh, smsg):
+                    delivered += 1
+                    break
+        return delivered
+
+    def deliver_msg(self, sub, subject, mh, msg, hmh, smh, smsg):
+        """Go: deliverMsg. Queue one MSG/HMSG for `sub`'s client. Returns False if skipped."""
+        client = sub.client
+        if client is self and not self.echo:
+            return False
+        if client.closed:
+            return False
+        sub.nm += 1
+        smax = sub.max
+        if smax and sub.nm > smax:
+            client.unsubscribe(sub)
+            return False
+        if mh is not None:
+            line = b"MSG " + subject + b" " + sub.sid + mh
+        elif client.headers:
+            line = b"HMSG " + subject + b" " + sub.sid + hmh
+        else:
+            line = b"MSG " + subject + b" " + sub.sid + smh
+            msg = smsg
+        out = client.out
+        out.append(line)
+        out.append(msg)
+        client.pb += len(line) + len(msg)
+        client.out_msgs += 1
+        client.out_bytes += len(msg) - 2
+        srv = self.srv
+        srv.out_msgs += 1
+        srv.out_bytes += len(msg) - 2
+        if client.pb > client.mp:
+            client.slow_consumer()
+            return True
+        self.pcd[client] = None
+        if smax and sub.nm == smax:
+            client.unsubscribe(sub)
+        return True
+
+    def send_no_responders(self, reply):
+        """Go: the no-responders branch of processInboundClientMsg (subForReply)."""
+        for sub in self.srv.sublist.match(reply).psubs:
+            if sub.client is self:
+                n = str(len(NO_RESPONDERS_HDR)).encode()
+                self.enqueue_proto(b"HMSG " + reply + b" " + sub.sid + b" " + n + b" " + n + CRLF
+                                   + NO_RESPONDERS_HDR + CRLF)
+                return
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _first_ping_interval(self):
+        # Go: setFirstPingTimer. min(ping_interval, 2s) plus up to 20% jitter.
+        d = min(self.srv.opts.ping_interval, 2.0)
+        return d + random.random() * d * 0.2
+
+    def _set_ping_timer(self, after):
+        if self._ping_timer is not None:
+            self._ping_timer.close()
+        if self.closed:
+            return
+        self._ping_timer = self._hub.loop.timer(after)
+        self._ping_timer.start(self.process_ping_timer)
+
+    def process_ping_timer(self):
+        """Go: processPingTimer. Runs as a hub callback: must not yield."""
+        if self.closed:
+            return
+        opts = self.srv.opts
+        now = time.monotonic()
+        need_rtt = self.rtt == 0 or self.rtt_start is None or now - self.rtt_start > 3600
+        if need_rtt or (now - self.last >= opts.ping_interval
+                        and now - self.last_client_ping >= opts.ping_interval):
+            if self.pings_out + 1 > opts.ping_max:
+                log.debug("%s - Stale Client Connection - Closing", self)
+                self.send_err(ERR_STALE_CONNECTION)
+                self.close_connection(ClosedState.StaleConnection)
+                return
+            self.pings_out += 1
+            self.rtt_start = now
+            self.enqueue_proto(PING_PROTO)
+        self._set_ping_timer(opts.ping_interval)
+
+    def auth_timeout(self):
+        """Go: authTimeout. Runs as a hub callback."""
+        self._auth_timer = None
+        if self.closed or self.connect_received:
+            return
+        log.error("%s - Authentication Timeout", self)
+        self.send_err(ERR_AUTH_TIMEOUT)
+        self.close_connection(ClosedState.AuthenticationTimeout)
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close_connection(self, reason):
+        """Go: closeConnection. Idempotent; never yields.
+
+        Subscriptions go at once. Pending output is flushed by the writeloop, which then
+        closes the socket, unless the reason says to drop it (Go: skipFlushOnClose).
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.stop_time = time.time()
+        for timer in (self._ping_timer, self._auth_timer):
+            if timer is not None:
+                timer.close()
+        self._ping_timer = self._auth_timer = None
+        sublist = self.srv.sublist
+        for sub in self.subs.values():
+            sublist.remove(sub)
+        self.subs.clear()
+        self.srv.remove_client(self)
+        log.debug("%s - Client connection closed: %s", self, reason)
+        if reason in _SKIP_FLUSH or self._wl is None:
+            self.out = []
+            self._close_socket()
+        if self._wl is not None:
+            self.signal_flush()
+
+    def _close_socket(self):
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None
+        try:
+            sock.close()
+        except OSError:
+            pass

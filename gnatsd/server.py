@@ -1,0 +1,327 @@
+"""The server: listener, accept loop, client registry, INFO, lame duck mode and shutdown.
+
+Ports nats-server `server/server.go` (Server, NewServer, Start, AcceptLoop, createClient,
+lameDuckMode, Shutdown, validateOptions).
+
+The server runs on the gevent hub of the thread that calls `start()`. It uses gevent's own
+socket module, so it needs no monkey-patching: the `gnatsd` command patches the process, and
+`start_in_thread()` runs a server beside asyncio code (nats-py) in an unpatched process.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket as _stdsocket
+import sys
+import threading
+import time
+
+import gevent
+from gevent import socket
+from gevent.event import Event
+
+from . import auth, const
+from .conn import Client
+from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .nkeys import create_server_keypair
+from .opts import Options
+from .sublist import Sublist
+
+log = logging.getLogger("gnatsd")
+
+
+class ConfigError(ValueError):
+    """Options that cannot work together (Go: validateOptions errors)."""
+
+
+def validate_options(opts):
+    """Go: validateOptions."""
+    if opts.lame_duck_duration > 0 and opts.lame_duck_grace_period >= opts.lame_duck_duration:
+        raise ConfigError(f"lame duck grace period ({opts.lame_duck_grace_period}s) should be strictly "
+                          f"lower than lame duck duration ({opts.lame_duck_duration}s)")
+    if opts.lame_duck_grace_period < 0:
+        raise ConfigError("lame duck grace period must be zero or more")
+    if opts.max_payload > opts.max_pending:
+        raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
+    if opts.max_payload > 2**31 - 1:
+        raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
+
+
+def go_json(obj):
+    """Encode like Go's encoding/json: compact, with <, > and & escaped."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class Server:
+    """Go: Server."""
+
+    def __init__(self, opts=None):
+        self.opts = opts = opts if opts is not None else Options()
+        validate_options(opts)
+        self.signing_key, self.server_id = create_server_keypair()
+        self.name = opts.server_name or self.server_id
+        self.sublist = Sublist()
+        self.clients = {}  # cid -> Client
+        self.total_clients = 0
+        self.gcid = 0  # Go: gcid, the client id counter
+        self.auth_required = auth.auth_required(opts)
+        self.start_time = None
+        self.listener = None
+        self.addr = None  # (host, port) actually bound
+        self.running = False
+        self.ldm = False  # lame duck mode
+        self.shutdown_complete = Event()
+        self.loop = None
+        self._accept_greenlet = None
+        self._thread = None
+        # stats (Go: s.inMsgs, s.outMsgs, ...)
+        self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
+        self.slow_consumers = 0
+        self._info = None
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self):
+        """Go: Start. Bind the client listener and start accepting. Does not block."""
+        opts = self.opts
+        self.loop = gevent.get_hub().loop
+        self.start_time = time.time()
+        self.listener = self._listen(opts.host, opts.port)
+        self.addr = self.listener.getsockname()[:2]
+        self._info = self._build_info()
+        self.running = True
+        log.info("Starting nats-server")
+        log.info("  Version:  %s (gnatsd %s)", const.VERSION, const.GNATSD_VERSION)
+        log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
+        log.info("  Name:     %s", self.name)
+        log.info("  ID:       %s", self.server_id)
+        if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
+            log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
+                        const.MAX_PAYLOAD_MAX_SIZE)
+        log.info("Listening for client connections on %s:%d", self.addr[0], self.addr[1])
+        log.info("Server is ready")
+        self._accept_greenlet = gevent.spawn(self.accept_loop, self.listener)
+
+    @staticmethod
+    def _listen(host, port):
+        if port == const.RANDOM_PORT:
+            port = 0
+        family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
+        sock = socket.socket(family, _stdsocket.SOCK_STREAM)
+        sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            sock.close()
+            raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
+        sock.listen(1024)
+        return sock
+
+    @property
+    def port(self):
+        return self.addr[1] if self.addr else None
+
+    def client_url(self):
+        host = self.addr[0]
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"nats://{host}:{self.addr[1]}"
+
+    def _build_info(self):
+        """Go: NewServer's Info. Fields in Go's struct order (clients never depend on it, but
+        tests and humans compare bytes)."""
+        opts = self.opts
+        host, port = self.addr
+        if opts.client_advertise:
+            adv_host, _, adv_port = opts.client_advertise.rpartition(":")
+            if adv_host and adv_port.isdigit():
+                host, port = adv_host, int(adv_port)
+            else:
+                host, port = opts.client_advertise, port
+        info = {
+            "server_id": self.server_id,
+            "server_name": self.name,
+            "version": const.VERSION,
+            "proto": const.PROTO,
+            "go": f"{sys.implementation.name}{sys.version.split()[0]}",
+            "host": host,
+            "port": port,
+            "headers": not opts.no_header_support,
+        }
+        if self.auth_required:
+            info["auth_required"] = True
+        info["max_payload"] = opts.max_payload
+        return info
+
+    def client_info_json(self, client, first=False, ldm=False):
+        """Go: generateClientInfoJSON. The INFO line for one client."""
+        info = dict(self._info)
+        info["max_payload"] = client.mpay
+        info["client_id"] = client.cid
+        info["client_ip"] = client.host
+        if ldm:
+            info["ldm"] = True
+        return b"INFO " + go_json(info).encode() + b" \r\n"
+
+    # -- clients -------------------------------------------------------------------------
+
+    def accept_loop(self, listener):
+        """Go: AcceptLoop / acceptConnections. Runs in its own greenlet."""
+        delay = const.ACCEPT_MIN_SLEEP
+        while self.running and not self.ldm:
+            try:
+                sock, addr = listener.accept()
+            except OSError as e:
+                if not self.running or self.ldm:
+                    break
+                log.error("Temporary Client Accept Error(%s), sleeping %dms", e, delay * 1000)
+                gevent.sleep(delay)
+                delay = min(delay * 2, const.ACCEPT_MAX_SLEEP)
+                continue
+            delay = const.ACCEPT_MIN_SLEEP
+            self.create_client(sock, addr)
+
+    def create_client(self, sock, addr):
+        """Go: createClient. Starts the connection's greenlet."""
+        sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        self.gcid += 1
+        client = Client(self, sock, self.gcid, addr)
+        gevent.spawn(client.run)
+        return client
+
+    def register_client(self, client):
+        """Add a client after its INFO went out; False (and the client closed) when full."""
+        if not self.running:
+            client.close_connection(ClosedState.ServerShutdown)
+            return False
+        if len(self.clients) >= self.opts.max_connections:
+            log.error("%s - Maximum Connections Exceeded", client)
+            try:
+                client.sock.sendall(b"-ERR '" + ERR_MAX_CONNECTIONS.encode() + b"'\r\n")
+            except OSError:
+                pass
+            client.close_connection(ClosedState.MaxConnectionsExceeded)
+            return False
+        self.clients[client.cid] = client
+        self.total_clients += 1
+        return True
+
+    def remove_client(self, client):
+        """Go: removeClient."""
+        self.clients.pop(client.cid, None)
+        if self.ldm and not self.clients and self.running:
+            gevent.spawn(self.shutdown)
+
+    def num_clients(self):
+        return len(self.clients)
+
+    def num_subscriptions(self):
+        return self.sublist.count
+
+    def check_authentication(self, client):
+        """Go: checkAuthentication."""
+        ok = auth.check_authentication(self.opts, client.copts)
+        if ok:
+            client.user = client.copts.get("user") or None
+        return ok
+
+    # -- lame duck and shutdown ----------------------------------------------------------
+
+    def lame_duck_mode(self):
+        """Go: lameDuckMode. Stop accepting, tell clients, then close them spread over time.
+
+        May yield: runs in its own greenlet (the SIGUSR2 handler spawns it).
+        """
+        if not self.running or self.ldm:
+            return
+        log.info("Entering lame duck mode, stop accepting new clients")
+        self.ldm = True
+        self._close_listener()
+        opts = self.opts
+        if not self.clients:
+            self.shutdown()
+            return
+        for client in list(self.clients.values()):
+            if client.copts["protocol"] >= 1 and client.first_pong_sent:
+                client.enqueue_proto(self.client_info_json(client, ldm=True))
+        grace = abs(opts.lame_duck_grace_period)
+        gevent.sleep(grace)
+        if not self.running:
+            return
+        log.info("Closing existing clients")
+        clients = list(self.clients.values())
+        if not clients:
+            self.shutdown()
+            return
+        duration = max(opts.lame_duck_duration - grace, 1.0)
+        interval = min(duration / len(clients), 1.0)
+        for client in clients:
+            if not self.running:
+                return
+            client.close_connection(ClosedState.ServerShutdown)
+            gevent.sleep(interval / 2 + random.random() * interval / 2)
+        self.shutdown()
+
+    def _close_listener(self):
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            except OSError:
+                pass
+            self.listener = None
+
+    def shutdown(self):
+        """Go: Shutdown. Close the listener and every client. Idempotent; does not yield."""
+        if not self.running:
+            return
+        log.info("Initiating Shutdown...")
+        self.running = False
+        self._close_listener()
+        for client in list(self.clients.values()):
+            client.close_connection(ClosedState.ServerShutdown)
+        log.info("Server Exiting..")
+        self.shutdown_complete.set()
+
+    def wait_for_shutdown(self):
+        """Block the calling greenlet until shutdown() has run (Go: WaitForShutdown)."""
+        self.shutdown_complete.wait()
+        gevent.sleep(0.05)  # let writeloops flush their final bytes
+
+    # -- running beside non-gevent code ----------------------------------------------------
+
+    def start_in_thread(self, timeout=10.0):
+        """Run the server on its own thread and gevent hub; returns once it is listening.
+
+        For unpatched programs, such as tests that use nats-py on asyncio.
+        """
+        ready = threading.Event()
+        failure = []
+
+        def run():
+            try:
+                self.start()
+            except BaseException as e:  # reported to the caller below
+                failure.append(e)
+                ready.set()
+                return
+            ready.set()
+            self.wait_for_shutdown()
+
+        self._thread = threading.Thread(target=run, name="gnatsd", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("gnatsd did not start in time")
+        if failure:
+            raise failure[0]
+        return self
+
+    def stop_thread(self, timeout=10.0):
+        """Shut down a server started with start_in_thread, from any thread."""
+        if self._thread is None:
+            return
+        if self.loop is not None and self.running:
+            self.loop.run_callback_threadsafe(self.shutdown)
+        self._thread.join(timeout)
+        self._thread = None

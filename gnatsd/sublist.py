@@ -1,0 +1,296 @@
+"""Subject routing: a trie of subscriptions with `*`/`>` wildcards, queue groups and a match cache.
+
+Ports nats-server `server/sublist.go` (Sublist, Insert, Remove, Match, IsValidSubject,
+IsValidLiteralSubject). No socket, no gevent import: this module is plain data structures.
+
+Subjects are bytes, as they arrive on the wire. A subscription is any object with the
+attributes `subject` (bytes) and `queue` (bytes or None); the sublist never looks further.
+"""
+from __future__ import annotations
+
+PWC = b"*"  # partial wildcard: exactly one token
+FWC = b">"  # full wildcard: one or more tokens, last token only
+TSEP = b"."
+
+# Go's slCacheMax / slCacheSweep: the cache is bounded, and trimmed when it grows past the max.
+SL_CACHE_MAX = 1024
+SL_CACHE_SWEEP = 256
+
+
+class SublistResult:
+    """What a subject matches: plain subscriptions, and per queue group the list of members.
+
+    Go: SublistResult. `qsubs` holds one list per group; delivery picks one member of each.
+    """
+
+    __slots__ = ("psubs", "qsubs")
+
+    def __init__(self, psubs=None, qsubs=None):
+        self.psubs = psubs if psubs is not None else []
+        self.qsubs = qsubs if qsubs is not None else []
+
+
+EMPTY_RESULT = SublistResult((), ())
+
+
+class _Node:
+    """One token level: the plain and queue subscriptions that end here, and the next level."""
+
+    __slots__ = ("next", "psubs", "qsubs")
+
+    def __init__(self):
+        self.next = None  # _Level or None
+        self.psubs = {}  # sub -> None: an insertion-ordered set
+        self.qsubs = {}  # queue name -> {sub: None}
+
+    def is_empty(self):
+        return not self.psubs and not self.qsubs and (self.next is None or self.next.num_nodes() == 0)
+
+
+class _Level:
+    """Go: level. Literal tokens in a dict, the two wildcards in their own slots."""
+
+    __slots__ = ("nodes", "pwc", "fwc")
+
+    def __init__(self):
+        self.nodes = {}
+        self.pwc = None
+        self.fwc = None
+
+    def num_nodes(self):
+        return len(self.nodes) + (self.pwc is not None) + (self.fwc is not None)
+
+
+class SublistError(ValueError):
+    """Go: ErrInvalidSubject and friends."""
+
+
+class Sublist:
+    """Go: Sublist. Insert, remove and match subscriptions; `match` answers from a cache.
+
+    Does not yield: every method runs to completion between two greenlet switches.
+    """
+
+    def __init__(self):
+        self.root = _Level()
+        self.count = 0
+        self.cache = {}
+        self.inserts = 0
+        self.removes = 0
+        self.matches = 0
+        self.cache_hits = 0
+
+    # Go: Insert
+    def insert(self, sub):
+        subject = sub.subject
+        if not is_valid_subject(subject):
+            raise SublistError("sublist: invalid subject")
+        tokens = subject.split(TSEP)
+        level = self.root
+        node = None
+        last = len(tokens) - 1
+        for i, t in enumerate(tokens):
+            if t == PWC:
+                node = level.pwc
+                if node is None:
+                    node = level.pwc = _Node()
+            elif t == FWC:
+                node = level.fwc
+                if node is None:
+                    node = level.fwc = _Node()
+            else:
+                node = level.nodes.get(t)
+                if node is None:
+                    node = level.nodes[t] = _Node()
+            if i != last:
+                if node.next is None:
+                    node.next = _Level()
+                level = node.next
+        if sub.queue is None:
+            node.psubs[sub] = None
+        else:
+            group = node.qsubs.get(sub.queue)
+            if group is None:
+                group = node.qsubs[sub.queue] = {}
+            group[sub] = None
+        self.count += 1
+        self.inserts += 1
+        self._invalidate(subject)
+
+    # Go: Remove
+    def remove(self, sub):
+        """Remove `sub`; returns False when it was not in the sublist."""
+        tokens = sub.subject.split(TSEP)
+        path = []  # (level, token, node) from the root down, to prune empty nodes afterwards
+        level = self.root
+        node = None
+        for t in tokens:
+            if level is None:
+                return False
+            if t == PWC:
+                node = level.pwc
+            elif t == FWC:
+                node = level.fwc
+            else:
+                node = level.nodes.get(t)
+            if node is None:
+                return False
+            path.append((level, t, node))
+            level = node.next
+        if sub.queue is None:
+            if node.psubs.pop(sub, 0) is not None:
+                return False
+        else:
+            group = node.qsubs.get(sub.queue)
+            if group is None or group.pop(sub, 0) is not None:
+                return False
+            if not group:
+                del node.qsubs[sub.queue]
+        for level, t, node in reversed(path):
+            if not node.is_empty():
+                break
+            if t == PWC:
+                level.pwc = None
+            elif t == FWC:
+                level.fwc = None
+            else:
+                del level.nodes[t]
+        self.count -= 1
+        self.removes += 1
+        self._invalidate(sub.subject)
+        return True
+
+    def _invalidate(self, subject):
+        """Drop the cached results that `subject` (literal or wildcard) could change."""
+        cache = self.cache
+        if not cache:
+            return
+        if PWC not in subject and FWC not in subject:
+            cache.pop(subject, None)
+            return
+        stale = [key for key in cache if subject_matches(subject, key)]
+        for key in stale:
+            del cache[key]
+
+    # Go: Match
+    def match(self, subject):
+        """Return the SublistResult for a published subject (bytes)."""
+        self.matches += 1
+        result = self.cache.get(subject)
+        if result is not None:
+            self.cache_hits += 1
+            return result
+        tokens = subject.split(TSEP)
+        for t in tokens:
+            if not t:
+                # Go: a subject with an empty token matches nothing.
+                return EMPTY_RESULT
+        psubs = []
+        qgroups = {}
+        _match_level(self.root, tokens, 0, psubs, qgroups)
+        result = SublistResult(psubs, list(qgroups.values()))
+        cache = self.cache
+        cache[subject] = result
+        if len(cache) > SL_CACHE_MAX:
+            # Go: reduceCacheCount. Evict the oldest entries (dicts keep insertion order).
+            for key in list(cache)[: len(cache) - SL_CACHE_MAX + SL_CACHE_SWEEP]:
+                del cache[key]
+        return result
+
+    def all_subs(self):
+        """Every subscription in the sublist (Go: All)."""
+        out = []
+        _collect(self.root, out)
+        return out
+
+
+def _add_node(node, psubs, qgroups):
+    if node.psubs:
+        psubs.extend(node.psubs)
+    if node.qsubs:
+        for name, group in node.qsubs.items():
+            members = qgroups.get(name)
+            if members is None:
+                qgroups[name] = list(group)
+            else:
+                members.extend(group)
+
+
+def _match_level(level, tokens, i, psubs, qgroups):
+    """Go: matchLevel. Walk literal tokens, branching into `*` and collecting `>` on the way."""
+    last = len(tokens) - 1
+    node = None
+    while i <= last:
+        if level is None:
+            return
+        if level.fwc is not None:
+            _add_node(level.fwc, psubs, qgroups)
+        pwc = level.pwc
+        if pwc is not None:
+            if i == last:
+                _add_node(pwc, psubs, qgroups)
+            else:
+                _match_level(pwc.next, tokens, i + 1, psubs, qgroups)
+        node = level.nodes.get(tokens[i])
+        if node is None:
+            return
+        if i == last:
+            _add_node(node, psubs, qgroups)
+            return
+        level = node.next
+        i += 1
+
+
+def _collect(level, out):
+    for node in list(level.nodes.values()) + [level.pwc, level.fwc]:
+        if node is None:
+            continue
+        out.extend(node.psubs)
+        for group in node.qsubs.values():
+            out.extend(group)
+        if node.next is not None:
+            _collect(node.next, out)
+
+
+def subject_matches(pattern, subject):
+    """True when `pattern` (which may hold wildcards) matches the literal-as-given `subject`.
+
+    Go: matchLiteral. Wildcards in `subject` are compared as plain tokens.
+    """
+    ptoks = pattern.split(TSEP)
+    stoks = subject.split(TSEP)
+    n = len(ptoks)
+    for i, pt in enumerate(ptoks):
+        if pt == FWC:
+            return len(stoks) > i
+        if i >= len(stoks):
+            return False
+        if pt != PWC and pt != stoks[i]:
+            return False
+    return n == len(stoks)
+
+
+# Go: IsValidSubject
+def is_valid_subject(subject):
+    """A subscription subject: non-empty tokens; `>` only as the last token."""
+    if not subject:
+        return False
+    tokens = subject.split(TSEP)
+    last = len(tokens) - 1
+    for i, t in enumerate(tokens):
+        if not t:
+            return False
+        if t == FWC and i != last:
+            return False
+    return True
+
+
+# Go: IsValidLiteralSubject
+def is_valid_literal_subject(subject):
+    """A publish subject: non-empty tokens and no wildcard tokens."""
+    if not subject:
+        return False
+    for t in subject.split(TSEP):
+        if not t or t == PWC or t == FWC:
+            return False
+    return True
