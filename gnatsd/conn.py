@@ -17,6 +17,7 @@ import time
 
 import gevent
 from gevent import Timeout
+from gevent.event import Event
 
 from .errors import (
     ERR_BAD_CLIENT_PROTOCOL,
@@ -65,6 +66,9 @@ _SKIP_FLUSH = frozenset((
 ))
 
 READ_SIZE = 65536  # one recv; Go grows its buffer up to the same maxBufSize
+MAX_WRITE = 256 * 1024  # bytes per sendall in flush_outbound
+STALL_MIN = 0.1  # Go: stallClientMinDuration
+STALL_MAX = 1.0  # Go: stallClientMaxDuration
 
 
 def go_quote(b):
@@ -157,6 +161,7 @@ class Client(Parser):
         self._auth_timer = None
         self._wl = None  # the writeloop greenlet
         self._wl_waiting = False
+        self._stall = None  # Go: out.stc, set while pending bytes are over half of max_pending
         self._hub = gevent.get_hub()
 
     def __repr__(self):
@@ -185,8 +190,7 @@ class Client(Parser):
 
     def readloop(self):
         """Go: readLoop. Read, parse, then signal the writeloops of the clients we fed."""
-        sock = self.sock
-        recv = sock.recv
+        recv = self.sock.recv
         try:
             while not self.closed:
                 data = recv(READ_SIZE)
@@ -198,8 +202,13 @@ class Client(Parser):
                     self.parse(data)
                 except ProtocolError as e:
                     self.protocol_error(e)
-                finally:
-                    self.flush_clients()
+                stalled = self.flush_clients()
+                if stalled:
+                    stalled.stalled_wait(self)
+                elif stalled is False:
+                    # A gevent recv that finds data returns without visiting the hub, so a busy
+                    # publisher would starve the writeloops it just woke. Let them run.
+                    gevent.sleep(0)
         except OSError:
             self.close_connection(ClosedState.ReadError)
 
@@ -215,14 +224,38 @@ class Client(Parser):
         self.close_connection(e.reason)
 
     def flush_clients(self):
-        """Go: flushClients. Wake each writeloop that this read gave data to, once."""
+        """Go: flushClients. Wake each writeloop that this read gave data to, once.
+
+        Returns None when nobody was fed, False when nobody fed is backed up, else a client
+        whose pending bytes passed half of max_pending (Go: out.stc, the stall gate).
+        """
         pcd = self.pcd
-        if pcd:
-            for c in pcd:
-                if c._wl_waiting:
-                    c._wl_waiting = False
-                    c._hub.loop.run_callback(c._wl.switch)
-            pcd.clear()
+        if not pcd:
+            return None
+        stalled = False
+        for c in pcd:
+            if c._wl_waiting:
+                c._wl_waiting = False
+                c._hub.loop.run_callback(c._wl.switch)
+            if c.pb > c.mp >> 1 and c is not self and not c.closed:
+                stalled = c
+        pcd.clear()
+        return stalled
+
+    def stalled_wait(self, producer):
+        """Go: stalledWait. Block the producer's readloop until this client's backlog drains
+        below half of max_pending, or for 100 ms to 1 s as the backlog grows. Yields."""
+        if self._stall is None:
+            self._stall = Event()
+        pb, mp = self.pb, self.mp
+        ttl = STALL_MIN
+        if pb >= mp:
+            ttl = STALL_MAX
+        elif pb > mp >> 1:
+            half = mp >> 1
+            ttl += STALL_MIN * ((pb - half) // max(half // 10, 1))
+        if not self._stall.wait(min(ttl, STALL_MAX)):
+            log.debug("%s - Timed out of fast producer stall (%dms)", producer, ttl * 1000)
 
     def signal_flush(self):
         """Ask the writeloop to write what is pending. Does not yield."""
@@ -248,32 +281,46 @@ class Client(Parser):
             self._close_socket()
 
     def flush_outbound(self):
-        """Go: flushOutbound. May yield: writes to the socket within write_deadline."""
+        """Go: flushOutbound. May yield: writes pending chunks, each batch within write_deadline.
+
+        Writes in batches of about MAX_WRITE bytes so that pending bytes fall (and a stalled
+        producer resumes) while a large backlog is still going out.
+        """
         out = self.out
         self.out = []
-        if self.sock is None:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        timer = Timeout.start_new(self.srv.opts.write_deadline)
-        try:
-            self.sock.sendall(data)
-        except Timeout as t:
-            if t is not timer:
-                raise
+        n = len(out)
+        i = 0
+        while i < n:
+            if self.sock is None:
+                return
+            j = i + 1
+            size = len(out[i])
+            while j < n and size < MAX_WRITE:
+                size += len(out[j])
+                j += 1
+            data = out[i] if j == i + 1 else b"".join(out[i:j])
+            i = j
+            timer = Timeout.start_new(self.srv.opts.write_deadline)
+            try:
+                self.sock.sendall(data)
+            except Timeout as t:
+                if t is not timer:
+                    raise
+                if not self.closed:
+                    log.info("%s - Slow Consumer Detected: WriteDeadline of %ss exceeded with %d chunks "
+                             "of %d total bytes.", self, self.srv.opts.write_deadline, n, self.pb)
+                    self.srv.slow_consumers += 1
+                self.close_connection(ClosedState.SlowConsumerWriteDeadline)
+                return
+            except OSError:
+                self.close_connection(ClosedState.WriteError)
+                return
+            finally:
+                timer.close()
             self.pb -= len(data)
-            if not self.closed:
-                log.info("%s - Slow Consumer Detected: WriteDeadline of %ss exceeded with %d chunks "
-                         "of %d total bytes.", self, self.srv.opts.write_deadline, len(out), len(data))
-                self.srv.slow_consumers += 1
-            self.close_connection(ClosedState.SlowConsumerWriteDeadline)
-            return
-        except OSError:
-            self.pb -= len(data)
-            self.close_connection(ClosedState.WriteError)
-            return
-        finally:
-            timer.close()
-        self.pb -= len(data)
+            if self._stall is not None and self.pb <= self.mp >> 1:
+                self._stall.set()
+                self._stall = None
 
     # -- outbound ------------------------------------------------------------------------
 
@@ -668,6 +715,9 @@ class Client(Parser):
             sublist.remove(sub)
         self.subs.clear()
         self.srv.remove_client(self)
+        if self._stall is not None:
+            self._stall.set()
+            self._stall = None
         log.debug("%s - Client connection closed: %s", self, reason)
         if reason in _SKIP_FLUSH or self._wl is None:
             self.out = []
