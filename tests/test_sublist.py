@@ -274,7 +274,9 @@ def test_sublist_remove_with_large_subs(sl):
     assert len(r.psubs) == n - 3
 
 
-@pytest.mark.parametrize("subject", [".foo", "foo.", "foo..bar", "foo.bar..baz", "foo.>.bar", ">.foo", "", "."])
+@pytest.mark.parametrize(
+    "subject", [".foo", "foo.", "foo..bar", "foo.bar..baz", "foo.>.bar", ">.foo", "", "."]
+)
 def test_sublist_invalid_subjects_insert(sl, subject):
     # Insert, or subscriptions, can have wildcards, but not empty tokens,
     # and can not have a FWC that is not the terminal token.
