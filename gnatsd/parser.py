@@ -16,6 +16,8 @@ and `auth_pending` (auth is required and CONNECT has not arrived yet).
 """
 from __future__ import annotations
 
+import re
+
 from .errors import (
     ERR_AUTH_VIOLATION,
     ERR_MAX_CONTROL_LINE,
@@ -70,8 +72,43 @@ def split_op(line, complete):
                 return None, b""
             if line[n] not in _SEPARATORS:
                 break
-        return op, line[n:].strip(_SEPARATORS)
+        # Go's argument starts at the first non-blank byte and keeps trailing blanks, which
+        # count toward max_control_line.
+        return op, line[n:].lstrip(_SEPARATORS)
     raise _unknown_op(line)
+
+
+def pub_args(arg):
+    """Go: processPub's split, on spaces and tabs only.
+
+    bytes.split() is the fast path; it also splits on CR, VT and FF, which Go keeps inside
+    subjects, so such rare lines take the exact split.
+    """
+    if b"\r" in arg or b"\x0b" in arg or b"\x0c" in arg:
+        return _PUB_SPLIT.split(arg.strip(_SEPARATORS))
+    return arg.split()
+
+
+def split_arg(arg):
+    """Go: splitArg, for SUB and UNSUB: spaces, tabs and CRs separate arguments."""
+    if b"\x0b" in arg or b"\x0c" in arg:
+        return _ARG_SPLIT.split(arg.strip(b" \t\r"))
+    return arg.split()
+
+
+_PUB_SPLIT = re.compile(rb"[ \t]+")
+_ARG_SPLIT = re.compile(rb"[ \t\r]+")
+
+
+def _auth_violation():
+    # Go: parse, label authErr. The first op must be CONNECT when auth is required.
+    return ProtocolError("authorization violation", ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
+
+
+def _check_auth_pending(line):
+    # Go refuses the first byte already when it cannot begin CONNECT.
+    if line[:1] not in (b"C", b"c"):
+        raise _auth_violation()
 
 
 class Parser:
@@ -89,6 +126,8 @@ class Parser:
             self._chunks.append(data)
             self._have += len(data)
             if self._have < self._need:
+                if self._have == self._need - 1 and data[-1] != 13:
+                    raise _unknown_op(data[-1:])  # Go: MSG_END_R refuses the byte at once
                 return
             data = b"".join(self._chunks)
             need = self._need
@@ -112,13 +151,15 @@ class Parser:
             end = eol - 1 if eol > pos and data[eol - 1] == 13 else eol
             # Fast path for the common PUB; anything unusual goes through parse_op.
             if data.startswith(b"PUB ", pos) and end - pos - 4 <= mcl and not self.auth_pending:
-                size = self.process_pub(data[pos + 4 : end].split())
+                size = self.process_pub(pub_args(data[pos + 4 : end]))
             else:
                 size = self.parse_op(data[pos:end])
             pos = eol + 1
             if size >= 0:
                 stop = pos + size + 2
                 if stop > n:
+                    if stop - 1 == n and data[-1] != 13:
+                        raise _unknown_op(data[-1:])
                     self._need = size + 2
                     self._chunks = [data[pos:]]
                     self._have = n - pos
@@ -133,6 +174,8 @@ class Parser:
         self.process_inbound_msg(data[start:stop])
 
     def _keep_partial_line(self, rest):
+        if self.auth_pending:
+            _check_auth_pending(rest)
         op, arg = split_op(rest.rstrip(b"\r"), False)
         if op in _NO_ARG_OPS:
             rest = op  # Go skips their trailing junk without keeping it
@@ -140,17 +183,20 @@ class Parser:
             raise ProtocolError("maximum control line exceeded", ERR_MAX_CONTROL_LINE,
                                 ClosedState.MaxControlLineExceeded)
         elif self.auth_pending and op is not None and op != b"CONNECT":
-            raise ProtocolError("authorization violation", ERR_AUTH_VIOLATION,
-                                ClosedState.AuthenticationViolation)
+            raise _auth_violation()
+        elif op is not None:
+            # Keep the op and its argument only: Go skips the blanks between them without
+            # buffering, so a line padded with endless blanks must not grow memory either.
+            rest = rest[: len(op)] + b" " + arg
         self._pbuf = rest
 
     def parse_op(self, line):
         """Dispatch one complete control line; returns the payload size to read, or -1."""
+        if self.auth_pending:
+            _check_auth_pending(line)
         op, arg = split_op(line, True)
         if self.auth_pending and op != b"CONNECT":
-            # Go: parse, label authErr. The first op must be CONNECT when auth is required.
-            raise ProtocolError("authorization violation", ERR_AUTH_VIOLATION,
-                                ClosedState.AuthenticationViolation)
+            raise _auth_violation()
         if op in _NO_ARG_OPS:
             if op == b"PING":
                 self.process_ping()
@@ -161,13 +207,13 @@ class Parser:
             raise ProtocolError("maximum control line exceeded", ERR_MAX_CONTROL_LINE,
                                 ClosedState.MaxControlLineExceeded)
         if op == b"PUB":
-            return self.process_pub(arg.split())
+            return self.process_pub(pub_args(arg))
         if op == b"HPUB":
-            return self.process_hpub(arg.split())
+            return self.process_hpub(pub_args(arg))
         if op == b"SUB":
-            self.process_sub(arg.split())
+            self.process_sub(split_arg(arg))
         elif op == b"UNSUB":
-            self.process_unsub(arg.split())
+            self.process_unsub(split_arg(arg))
         elif op == b"CONNECT":
             self.process_connect(arg)
         elif op == b"INFO":
