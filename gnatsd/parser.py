@@ -82,16 +82,17 @@ def pub_args(arg):
     """Go: processPub's split, on spaces and tabs only.
 
     bytes.split() is the fast path; it also splits on CR, VT and FF, which Go keeps inside
-    subjects, so such rare lines take the exact split.
+    subjects, so such rare lines take the exact split. (Testing ints, not one-byte bytes:
+    `13 in arg` is a third of the cost of `b"\r" in arg` on CPython.)
     """
-    if b"\r" in arg or b"\x0b" in arg or b"\x0c" in arg:
+    if 13 in arg or 11 in arg or 12 in arg:
         return _PUB_SPLIT.split(arg.strip(_SEPARATORS))
     return arg.split()
 
 
 def split_arg(arg):
     """Go: splitArg, for SUB and UNSUB: spaces, tabs and CRs separate arguments."""
-    if b"\x0b" in arg or b"\x0c" in arg:
+    if 11 in arg or 12 in arg:
         return _ARG_SPLIT.split(arg.strip(b" \t\r"))
     return arg.split()
 
