@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 
@@ -114,6 +115,7 @@ class Client(Parser):
     def __init__(self, server, sock, cid, addr):
         self.srv = server
         self.sock = sock
+        self.fd = sock.fileno()  # for flush_inline's non-blocking os.write
         self.cid = cid
         self.kind = CLIENT
         self.host, self.port = addr[0], addr[1]
@@ -224,8 +226,10 @@ class Client(Parser):
         self.close_connection(e.reason)
 
     def flush_clients(self):
-        """Go: flushClients. Wake each writeloop that this read gave data to, once.
+        """Go: flushClients. Write what this read queued for each client it fed, once.
 
+        A client whose writeloop is idle gets its data written here, without blocking (Go
+        flushes inline too); what the socket does not take is left to its writeloop.
         Returns None when nobody was fed, False when nobody fed is backed up, else a client
         whose pending bytes passed half of max_pending (Go: out.stc, the stall gate).
         """
@@ -235,12 +239,30 @@ class Client(Parser):
         stalled = False
         for c in pcd:
             if c._wl_waiting:
-                c._wl_waiting = False
-                c._hub.loop.run_callback(c._wl.switch)
+                c.flush_inline()
+                if c.out:
+                    c._wl_waiting = False
+                    c._hub.loop.run_callback(c._wl.switch)
             if c.pb > c.mp >> 1 and c is not self and not c.closed:
                 stalled = c
         pcd.clear()
         return stalled
+
+    def flush_inline(self):
+        """Write pending output with one non-blocking write; keep the rest. Does not yield.
+
+        Only while the writeloop is parked, so writes never interleave.
+        """
+        out = self.out
+        if not out or self.sock is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        try:
+            n = os.write(self.fd, data)
+        except OSError:
+            n = 0  # would block, or broken: the writeloop retries and reports the error
+        self.pb -= n
+        self.out = [data[n:]] if n < len(data) else []
 
     def stalled_wait(self, producer):
         """Go: stalledWait. Block the producer's readloop until this client's backlog drains
