@@ -1,11 +1,26 @@
-"""Server options and their defaults. Ports nats-server `server/opts.go` (Options,
-setBaselineOptions); the defaults come from `const.py` (Go: const.go).
+"""Server options, the config file and the command line. Ports nats-server `server/opts.go`
+(Options, setBaselineOptions, ProcessConfigFile, processConfigFileLine, parseDuration,
+parseListen, ConfigureOptions), the config errors of `server/errors.go` (configErr,
+unknownConfigFieldErr, configWarningErr, processConfigErr) and, in `FlagSet`, the parts of
+Go's `flag` package that nats-server's command line relies on.
+
+The defaults come from `const.py` (Go: const.go). Durations are float seconds, sizes bytes.
+
+Flags override the config file, as in Go (ConfigureOptions parses the flags, reads the
+file, then applies the flags again): `configure_options` reads the file into fresh
+Options and then applies every flag given, in order.
+
+This module does not import gevent and starts nothing; the `gnatsd` command (`cli.py`)
+drives it.
 """
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field, fields
 
 from . import const
+from .conf import ItemType, Parser, read_config_file
 
 
 @dataclass
@@ -25,9 +40,16 @@ class Options:
     syslog: bool = False
     pid_file: str = ""
     ports_file_dir: str = ""
+    log_size_limit: int = 0  # bytes; 0: no rotation by size
+    remote_syslog: str = ""
+    trace_verbose: bool = False  # -VV: trace the system account too
+    max_traced_msg_len: int = 0  # 0: unlimited
+    check_config: bool = False  # -t
     # monitoring
     http_host: str = ""
     http_port: int = 0
+    https_port: int = 0
+    prof_port: int = 0
     # auth (single user or token, from the command line; config files add more)
     username: str = ""
     password: str = ""
@@ -56,9 +78,660 @@ class Options:
     tls_verify: bool = False
     cluster_name: str = ""
     cluster_listen: str = ""
+    cluster_advertise: str = ""
+    cluster_no_advertise: bool = False
+    cluster_connect_retries: int = 0
     routes: list = field(default_factory=list)
 
     def copy(self, **changes):
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
         return Options(**values)
+
+
+# -- config errors (Go: errors.go) -------------------------------------------------------------
+
+
+class ConfigErr(ValueError):
+    """Go: configErr. An error about one config value, at its key's `file:line:col`."""
+
+    def __init__(self, token, reason):
+        super().__init__(reason)
+        self.token = token
+        self.reason = reason
+
+    @property
+    def line(self):
+        return self.token.line if self.token is not None else 0
+
+    @property
+    def pos(self):
+        return self.token.pos if self.token is not None else 0
+
+    def source(self):
+        return self.token.source()
+
+    def __str__(self):
+        if self.token is not None:
+            return f"{self.source()}: {self.reason}"
+        return self.reason
+
+
+class UnknownConfigFieldErr(ConfigErr):
+    """Go: unknownConfigFieldErr. `hint` may suggest a known field."""
+
+    def __init__(self, token, field_name, hint=""):
+        super().__init__(token, f"unknown field \"{field_name}\"{hint}")
+        self.field = field_name
+
+
+class ConfigWarningErr(ConfigErr):
+    """Go: configWarningErr. Reported, but the server still starts."""
+
+    def __init__(self, token, field_name, reason):
+        super().__init__(token, reason)
+        self.field = field_name
+
+    def __str__(self):
+        return f"{self.source()}: invalid use of field \"{self.field}\": {self.reason}"
+
+
+class ProcessConfigErr(ValueError):
+    """Go: processConfigErr. Everything wrong with a config file: warnings first, then errors,
+    each on its own line as `file:line:col: message`."""
+
+    def __init__(self, errors, warnings, config_file=""):
+        self.errors = list(errors)
+        self.warnings = list(warnings)
+        self.config_file = config_file
+        super().__init__("\n".join(str(e) for e in self.warnings + self.errors))
+
+
+# -- durations and listen addresses ------------------------------------------------------------
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([^0-9.]*)")
+
+
+def parse_go_duration(text):
+    """Go: time.ParseDuration, in float seconds ("1h30m", "500ms", "-1.5s", "0").
+
+    Raises ValueError with Go's messages (`time: invalid duration "x"`).
+    """
+    s = text
+    neg = False
+    if s[:1] in ("-", "+"):
+        neg = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0.0
+    while s:
+        m = _DURATION_PART.match(s)
+        number, unit = m.group(1), m.group(2)
+        if number in ("", ".") or not m.end():
+            raise ValueError(f'time: invalid duration "{text}"')
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += float(number) * _DURATION_UNITS[unit]
+        s = s[m.end():]
+    return -total if neg else total
+
+
+def format_go_duration(seconds):
+    """A short Go-style rendering of a duration for messages: 10s, 1m30s, 500ms."""
+    if seconds != 0 and abs(seconds) < 1:
+        return f"{seconds * 1000:g}ms"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    out = ""
+    if h:
+        out += f"{int(h)}h"
+    if h or m:
+        out += f"{int(m)}m"
+    return f"{sign}{out}{sec:g}s"
+
+
+def parse_listen(v):
+    """Go: parseListen. A port, or "host:port" (IPv6 hosts in brackets) -> (host, port)."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected port or host:port, got boolean {str(v).lower()}")
+    if isinstance(v, int):
+        return "", v
+    if isinstance(v, str):
+        host, sep, port = v.rpartition(":")
+        if not sep or (":" in host and not (host.startswith("[") and host.endswith("]"))):
+            raise ValueError(f"could not parse address string {v!r}")
+        if host.startswith("["):
+            host = host[1:-1]
+        try:
+            return host, int(port)
+        except ValueError:
+            raise ValueError(f"could not parse port {port!r}") from None
+    raise ValueError(f"expected port or host:port, got {_describe(v)}")
+
+
+# -- config file (Go: ProcessConfigFile, processConfigFileLine) ---------------------------------
+
+
+def _describe(v):
+    if isinstance(v, bool):
+        return f"boolean {str(v).lower()}"
+    if isinstance(v, int):
+        return f"integer {v}"
+    if isinstance(v, float):
+        return f"float {v:g}"
+    if isinstance(v, str):
+        return f'string "{v}"'
+    return f"{type(v).__name__} {v}"
+
+
+_SIZE_LIKE = re.compile(r"-?[0-9]+\s*[A-Za-z]+")
+
+
+def _want(k, tk, kind):
+    """The token's value if it has the wanted kind ("int", "str", "bool"), else ConfigErr.
+
+    Go asserts the type (`v.(int64)`) and turns the panic into a configErr; the message here
+    names the field, what it wants and what it got.
+    """
+    v = tk.value
+    if kind == "int" and isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if kind == "str" and isinstance(v, str):
+        return v
+    if kind == "bool" and isinstance(v, bool):
+        return v
+    want = {"int": "an integer", "str": "a string", "bool": "a boolean (true/false)"}[kind]
+    hint = ""
+    if kind == "int" and isinstance(v, str) and _SIZE_LIKE.fullmatch(v):
+        hint = (" (sizes take K, M, G, T (powers of 1000) or KB, MB, GB, TB (powers of 1024), "
+                "written without a space or quotes)")
+    elif kind == "bool" and isinstance(v, str) and v.lower() in ("true", "false", "yes", "no", "on", "off"):
+        hint = " (write booleans without quotes)"
+    elif kind == "int" and isinstance(v, str) and v.lstrip("-").isdigit():
+        hint = " (write numbers without quotes)"
+    raise ConfigErr(tk, f"{k}: expected {want}, got {_describe(v)}{hint}")
+
+
+_MAX_INT32 = 2 ** 31 - 1
+_RAW_MINUTES = re.compile(r"-?[0-9]+m")
+
+
+def parse_duration(field_name, tk, errors, warnings):
+    """Go: parseDuration. A duration string, or (for backward compatibility, with a warning)
+    an integer number of seconds. Returns float seconds, or None after recording an error.
+
+    Not in Go: a bare `2m` lexes as the integer 2000000 (`m` is the "mega" size suffix), which
+    Go would then take as 2000000 seconds; here it means two minutes, as written.
+    """
+    v = tk.value
+    if tk.typ == ItemType.INTEGER and _RAW_MINUTES.fullmatch(tk.item.val):
+        v = tk.item.val
+    if isinstance(v, str):
+        try:
+            return parse_go_duration(v)
+        except ValueError as e:
+            errors.append(ConfigErr(tk, f"error parsing {field_name}: {e}"))
+            return None
+    if isinstance(v, int) and not isinstance(v, bool):
+        warnings.append(ConfigWarningErr(tk, field_name, f"{field_name} should be converted to a duration"))
+        return float(v)
+    errors.append(ConfigErr(tk, f"{field_name}: expected a duration such as \"10s\", got {_describe(v)}"))
+    return None
+
+
+def _set(attr, kind):
+    def handler(o, k, tk, errors, warnings):
+        setattr(o, attr, _want(k, tk, kind))
+    return handler
+
+
+def _set_int32(attr):
+    def handler(o, k, tk, errors, warnings):
+        v = _want(k, tk, "int")
+        if v > _MAX_INT32:
+            raise ConfigErr(tk, f"{k} value is too big")
+        setattr(o, attr, v)
+    return handler
+
+
+def _set_duration(attr):
+    def handler(o, k, tk, errors, warnings):
+        d = parse_duration(k, tk, errors, warnings)
+        if d is not None:
+            setattr(o, attr, d)
+    return handler
+
+
+def _listen(o, k, tk, errors, warnings):
+    try:
+        o.host, o.port = parse_listen(tk.value)
+    except ValueError as e:
+        raise ConfigErr(tk, f"{k}: {e}") from None
+
+
+def _http(o, k, tk, errors, warnings):
+    try:
+        host, port = parse_listen(tk.value)
+    except ValueError as e:
+        raise ConfigErr(tk, f"{k}: {e}") from None
+    o.http_host = host
+    if k == "https":
+        o.https_port = port
+    else:
+        o.http_port = port
+
+
+def _trace_verbose(o, k, tk, errors, warnings):
+    o.trace_verbose = o.trace = _want(k, tk, "bool")
+
+
+def _jetstream(o, k, tk, errors, warnings):
+    """Go: parseJetStream, for its scalar forms (the map form needs the full format)."""
+    v = tk.value
+    if isinstance(v, bool):
+        o.jetstream = v
+    elif isinstance(v, str) and v.lower() in ("enabled", "enable", "disabled", "disable"):
+        o.jetstream = v.lower().startswith("enable")
+    else:
+        raise ConfigErr(tk, f"{k}: expected true/false, \"enabled\" or \"disabled\", got {_describe(v)}")
+
+
+def _lame_duck_duration(o, k, tk, errors, warnings):
+    """Go requires a duration string here, of at least 30 seconds."""
+    if not isinstance(tk.value, str) and not (tk.typ == ItemType.INTEGER and _RAW_MINUTES.fullmatch(tk.item.val)):
+        raise ConfigErr(tk, f"{k}: expected a duration such as \"30s\" or \"2m\", got {_describe(tk.value)}")
+    d = parse_duration(k, tk, errors, warnings)
+    if d is None:
+        return
+    if d < 30:
+        raise ConfigErr(tk, f"invalid lame_duck_duration of {format_go_duration(d)}, minimum is 30 seconds")
+    o.lame_duck_duration = d
+
+
+def _lame_duck_grace_period(o, k, tk, errors, warnings):
+    if not isinstance(tk.value, str):
+        raise ConfigErr(tk, f"{k}: expected a duration such as \"10s\", got {_describe(tk.value)}")
+    d = parse_duration(k, tk, errors, warnings)
+    if d is None:
+        return
+    if d < 0:
+        raise ConfigErr(tk, "invalid lame_duck_grace_period, needs to be positive")
+    o.lame_duck_grace_period = d
+
+
+# Go: the switch in processConfigFileLine, as a table. Keys are matched in lower case.
+CONFIG_FIELDS = {
+    "listen": _listen,
+    "client_advertise": _set("client_advertise", "str"),
+    "port": _set("port", "int"),
+    "server_name": _set("server_name", "str"),
+    "host": _set("host", "str"),
+    "net": _set("host", "str"),
+    "debug": _set("debug", "bool"),
+    "trace": _set("trace", "bool"),
+    "trace_verbose": _trace_verbose,
+    "logtime": _set("logtime", "bool"),
+    "http": _http,
+    "https": _http,
+    "http_port": _set("http_port", "int"),
+    "monitor_port": _set("http_port", "int"),
+    "https_port": _set("https_port", "int"),
+    "store_dir": _set("store_dir", "str"),
+    "storedir": _set("store_dir", "str"),
+    "jetstream": _jetstream,
+    "logfile": _set("log_file", "str"),
+    "log_file": _set("log_file", "str"),
+    "logfile_size_limit": _set("log_size_limit", "int"),
+    "log_size_limit": _set("log_size_limit", "int"),
+    "syslog": _set("syslog", "bool"),
+    "remote_syslog": _set("remote_syslog", "str"),
+    "pidfile": _set("pid_file", "str"),
+    "pid_file": _set("pid_file", "str"),
+    "ports_file_dir": _set("ports_file_dir", "str"),
+    "prof_port": _set("prof_port", "int"),
+    "max_control_line": _set_int32("max_control_line"),
+    "max_payload": _set_int32("max_payload"),
+    "max_pending": _set("max_pending", "int"),
+    "max_connections": _set("max_connections", "int"),
+    "max_conn": _set("max_connections", "int"),
+    "max_traced_msg_len": _set("max_traced_msg_len", "int"),
+    "max_subscriptions": _set("max_subs", "int"),
+    "max_subs": _set("max_subs", "int"),
+    "ping_interval": _set_duration("ping_interval"),
+    "ping_max": _set("ping_max", "int"),
+    "write_deadline": _set_duration("write_deadline"),
+    "lame_duck_duration": _lame_duck_duration,
+    "lame_duck_grace_period": _lame_duck_grace_period,
+    "no_header_support": _set("no_header_support", "bool"),
+}
+
+# Fields nats-server knows that gnatsd does not read yet. Most are maps or arrays, which the
+# parser already refuses; these catch their scalar forms with a clearer word than "unknown".
+NOT_YET_SUPPORTED_FIELDS = frozenset((
+    "authorization", "accounts", "cluster", "gateway", "leaf", "leafnodes", "tls", "websocket", "mqtt",
+    "mappings", "maps", "operator", "operators", "roots", "root", "root_operators", "root_operator",
+    "resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload",
+    "resolver_pinned_accounts", "system_account", "system", "no_system_account", "no_system", "no_sys_acc",
+    "no_auth_user", "trusted", "trusted_keys", "ocsp", "allow_non_tls", "http_base_path",
+    "disable_sublist_cache", "no_sublist_cache", "max_sub_tokens", "max_subscription_tokens",
+    "default_js_domain", "connect_error_reports", "reconnect_error_reports", "server_tags", "jetstream_max_memory",
+))
+
+
+def process_config_file_line(o, k, tk, errors, warnings):
+    """Go: processConfigFileLine. Applies one top-level field to `o`, appending to `errors`
+    and `warnings` instead of raising."""
+    key = k.lower()
+    handler = CONFIG_FIELDS.get(key)
+    if handler is None:
+        if key in NOT_YET_SUPPORTED_FIELDS:
+            errors.append(ConfigErr(tk, f"field \"{k}\" is not yet supported by gnatsd"))
+            return
+        close = difflib.get_close_matches(key, CONFIG_FIELDS, n=1)
+        errors.append(UnknownConfigFieldErr(tk, k, f" (did you mean \"{close[0]}\"?)" if close else ""))
+        return
+    try:
+        handler(o, key, tk, errors, warnings)
+    except ConfigErr as e:
+        errors.append(e)
+
+
+def process_config_file(o, config_file):
+    """Go: Options.ProcessConfigFile. Updates `o` from the file.
+
+    Raises OSError when the file cannot be read, and ProcessConfigErr with every syntax and
+    value error (and warning) found, each at its `file:line:col`. When it raises with only
+    warnings, `o` is complete and the server may start (Go prints them and goes on).
+    """
+    o.config_file = config_file
+    if not config_file:
+        return
+    parser = Parser(read_config_file(config_file), config_file)
+    mapping = parser.parse()
+    errors = list(parser.errors)
+    warnings = []
+    for k, tk in mapping.items():
+        process_config_file_line(o, k, tk, errors, warnings)
+    if errors or warnings:
+        errors.sort(key=lambda e: (e.line, e.pos))
+        warnings.sort(key=lambda e: (e.line, e.pos))
+        raise ProcessConfigErr(errors, warnings, config_file)
+
+
+# -- the command line (Go: the flag package, ConfigureOptions) ---------------------------------
+
+
+class FlagError(ValueError):
+    """A bad command line; the message reads like Go's flag package."""
+
+
+_GO_INT = re.compile(r"[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+"
+                     r"|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)")
+
+
+def parse_go_int(s):
+    """Go: strconv.ParseInt(s, 0, 64), as the flag package's Int flags use it."""
+    if not _GO_INT.fullmatch(s):
+        raise ValueError("parse error")
+    body = s.lstrip("+-").replace("_", "")
+    if len(body) > 1 and body[0] == "0" and body[1] in "0123456789":
+        body = "0o" + body[1:]
+    n = int(body, 0)
+    n = -n if s.startswith("-") else n
+    if not -(2 ** 63) <= n <= 2 ** 63 - 1:
+        raise ValueError("value out of range")
+    return n
+
+
+_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_go_bool(s):
+    """Go: strconv.ParseBool."""
+    if s in _GO_TRUE:
+        return True
+    if s in _GO_FALSE:
+        return False
+    raise ValueError("parse error")
+
+
+class Flag:
+    """Go: flag.Flag. `kind` is "bool", "int" or "string"; `apply(target, value)` stores it."""
+
+    __slots__ = ("name", "kind", "apply", "early")
+
+    def __init__(self, name, kind, apply, early):
+        self.name = name
+        self.kind = kind
+        self.apply = apply
+        self.early = early  # applied while parsing (help, version, config file, signal)
+
+
+class FlagSet:
+    """Go: flag.FlagSet, the parts nats-server uses.
+
+    `-name`, `--name`, `-name=value`, `--name value`; a boolean flag takes a value only as
+    `-name=value`; parsing stops at the first argument that is not a flag, or after `--`.
+    Each flag given is recorded in `actual`, in order, with its parsed value.
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.formal = {}
+        self.actual = []  # [(Flag, value)] in command-line order
+        self.args = []  # what is left after the flags (Go: fs.Args())
+
+    def var(self, names, kind, apply, early=False):
+        for name in names:
+            self.formal[name] = Flag(name, kind, apply, early)
+
+    def parse(self, arguments, early_target=None):
+        """Go: FlagSet.Parse. Raises FlagError."""
+        self.actual = []
+        args = list(arguments)
+        while args:
+            s = args[0]
+            if len(s) < 2 or s[0] != "-":
+                break
+            minuses = 1
+            if s[1] == "-":
+                minuses = 2
+                if len(s) == 2:
+                    args.pop(0)
+                    break
+            name = s[minuses:]
+            if not name or name[0] in "-=":
+                raise FlagError(f"bad flag syntax: {s}")
+            args.pop(0)
+            has_value = False
+            value = ""
+            if "=" in name[1:]:
+                i = name.index("=", 1)
+                name, value, has_value = name[:i], name[i + 1:], True
+            flag = self.formal.get(name)
+            if flag is None:
+                raise FlagError(f"flag provided but not defined: -{name}")
+            if flag.kind == "bool":
+                if has_value:
+                    try:
+                        parsed = parse_go_bool(value)
+                    except ValueError as e:
+                        raise FlagError(f"invalid boolean value {_go_quote(value)} for -{name}: {e}") from None
+                else:
+                    parsed = True
+            else:
+                if not has_value and args:
+                    value = args.pop(0)
+                    has_value = True
+                if not has_value:
+                    raise FlagError(f"flag needs an argument: -{name}")
+                if flag.kind == "int":
+                    try:
+                        parsed = parse_go_int(value)
+                    except ValueError as e:
+                        raise FlagError(f"invalid value {_go_quote(value)} for flag -{name}: {e}") from None
+                else:
+                    parsed = value
+            if flag.early and early_target is not None:
+                flag.apply(early_target, parsed)
+            self.actual.append((flag, parsed))
+        self.args = args
+        return args
+
+    def apply(self, target):
+        """Apply every (not early) flag given to `target`, in command-line order."""
+        for flag, value in self.actual:
+            if not flag.early:
+                flag.apply(target, value)
+
+
+def _go_quote(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _attr(name):
+    def apply(target, value):
+        setattr(target, name, value)
+    return apply
+
+
+def _attrs(*names):
+    def apply(target, value):
+        for name in names:
+            setattr(target, name, value)
+    return apply
+
+
+def _routes(target, value):
+    """Go: RoutesFromStr."""
+    target.routes = [r.strip() for r in value.split(",")] if value else []
+
+
+class CommandLine:
+    """What the command line asks for besides Options (Go: ConfigureOptions' locals)."""
+
+    def __init__(self):
+        self.show_version = False
+        self.show_help = False
+        self.show_tls_help = False
+        self.signal = ""
+        self.config_file = ""
+
+
+def new_flag_set():
+    """Go: the flag definitions at the top of ConfigureOptions."""
+    fs = FlagSet("gnatsd")
+    fs.var(("h", "help"), "bool", _attr("show_help"), early=True)
+    fs.var(("port", "p"), "int", _attr("port"))
+    fs.var(("n", "name", "server_name"), "string", _attr("server_name"))
+    fs.var(("addr", "a", "net"), "string", _attr("host"))
+    fs.var(("client_advertise",), "string", _attr("client_advertise"))
+    fs.var(("D", "debug"), "bool", _attr("debug"))
+    fs.var(("V", "trace"), "bool", _attr("trace"))
+    fs.var(("VV",), "bool", _attrs("trace", "trace_verbose"))
+    fs.var(("DV",), "bool", _attrs("debug", "trace"))
+    fs.var(("DVV",), "bool", _attrs("debug", "trace", "trace_verbose"))
+    fs.var(("T", "logtime"), "bool", _attr("logtime"))
+    fs.var(("user",), "string", _attr("username"))
+    fs.var(("pass",), "string", _attr("password"))
+    fs.var(("auth",), "string", _attr("authorization"))
+    fs.var(("m", "http_port"), "int", _attr("http_port"))
+    fs.var(("http_host",), "string", _attr("http_host"))  # not in Go: a host for -m
+    fs.var(("ms", "https_port"), "int", _attr("https_port"))
+    fs.var(("c", "config"), "string", _attr("config_file"), early=True)
+    fs.var(("t",), "bool", _attr("check_config"))
+    fs.var(("sl", "signal"), "string", _attr("signal"), early=True)
+    fs.var(("P", "pid"), "string", _attr("pid_file"))
+    fs.var(("ports_file_dir",), "string", _attr("ports_file_dir"))
+    fs.var(("l", "log"), "string", _attr("log_file"))
+    fs.var(("log_size_limit",), "int", _attr("log_size_limit"))
+    fs.var(("s", "syslog"), "bool", _attr("syslog"))
+    fs.var(("r", "remote_syslog"), "string", _attr("remote_syslog"))
+    fs.var(("version", "v"), "bool", _attr("show_version"), early=True)
+    fs.var(("profile",), "int", _attr("prof_port"))
+    fs.var(("routes",), "string", _routes)
+    fs.var(("cluster", "cluster_listen"), "string", _attr("cluster_listen"))
+    fs.var(("cluster_advertise",), "string", _attr("cluster_advertise"))
+    fs.var(("no_advertise",), "bool", _attr("cluster_no_advertise"))
+    fs.var(("connect_retries",), "int", _attr("cluster_connect_retries"))
+    fs.var(("cluster_name",), "string", _attr("cluster_name"))
+    fs.var(("help_tls",), "bool", _attr("show_tls_help"), early=True)
+    fs.var(("tls",), "bool", _attr("tls"))
+    fs.var(("tlsverify",), "bool", _attr("tls_verify"))
+    fs.var(("tlscert",), "string", _attr("tls_cert"))
+    fs.var(("tlskey",), "string", _attr("tls_key"))
+    fs.var(("tlscacert",), "string", _attr("tls_ca_cert"))
+    fs.var(("max_traced_msg_len",), "int", _attr("max_traced_msg_len"))
+    fs.var(("js", "jetstream"), "bool", _attr("jetstream"))
+    fs.var(("sd", "store_dir"), "string", _attr("store_dir"))
+    return fs
+
+
+def configure_options(args, print_version, print_help, print_tls_help, process_signal=None, warn=None):
+    """Go: ConfigureOptions. Options from the command line and the config file it names.
+
+    Returns None when the command is done (version, help, a signal sent: the caller exits 0).
+    `process_signal(command, flag_opts)` sends `--signal`; `warn(text)` reports config
+    warnings (Go prints them to stderr and starts). Raises FlagError, OSError (config file
+    unreadable) or ProcessConfigErr.
+    """
+    fs = new_flag_set()
+    cmd = CommandLine()
+    fs.parse(args, early_target=cmd)
+    if cmd.show_version:
+        print_version()
+        return None
+    if cmd.show_help:
+        print_help()
+        return None
+    if cmd.show_tls_help:
+        print_tls_help()
+        return None
+    # Go: ProcessCommandLineArgs. Arguments after the flags may only be these words.
+    for arg in fs.args:
+        if arg == "version":
+            print_version()
+            return None
+        if arg == "help":
+            print_help()
+            return None
+        raise FlagError(f"unrecognized command: {_go_quote(arg)}")
+
+    # Go: FlagSnapshot, the options as the flags alone give them.
+    flag_opts = Options()
+    fs.apply(flag_opts)
+
+    if cmd.signal:
+        if process_signal is None:
+            raise FlagError("--signal is not available here")
+        process_signal(cmd.signal, flag_opts)
+        return None
+
+    opts = Options()
+    if cmd.config_file:
+        try:
+            process_config_file(opts, cmd.config_file)
+        except ProcessConfigErr as e:
+            if e.errors or flag_opts.check_config:
+                raise
+            if warn is not None:
+                warn(str(e))
+    elif flag_opts.check_config:
+        raise FlagError("must specify [-c, --config] option to check configuration file syntax")
+    # Go: the second fs.Parse. Flags override the file.
+    fs.apply(opts)
+
+    # Go: "solicited routes require cluster capabilities".
+    if opts.routes and not opts.cluster_listen:
+        raise FlagError("solicited routes require cluster capabilities, e.g. --cluster")
+    return opts
