@@ -1,32 +1,321 @@
-"""The `gnatsd` command. Ports nats-server `main.go` and `opts.go` (ConfigureOptions).
+"""The `gnatsd` command. Ports nats-server `main.go` (usage, main), PrintAndDie /
+PrintServerAndExit from `server/opts.go`, and logPid / logPorts / Ports from
+`server/server.go`.
 
-Minimal for now: -a/--addr, -p/--port, -n/--name. (Being extended.)
+    gnatsd -p 4222 -c etc/gnatsd.conf -DV
+
+It patches the process for gevent first thing (and is the only module that does), parses
+nats-server's flags and config file (`opts.configure_options`), configures logging
+(`log.configure_logging`), installs the signal handlers (`signals.handle_signals`), starts
+the server and waits for it to shut down. Flags for features gnatsd does not have yet
+(monitoring, JetStream, TLS, clustering, syslog, profiling) are accepted and logged as not
+yet supported, so that command lines written for nats-server keep working.
+
+Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for --help,
+--version, -t and --signal; 1 for a bad command line or config file, options that cannot
+work together, a port in use, or a signal that could not be sent.
 """
 from gevent import monkey
 
 monkey.patch_all()
 
-import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
-import signal  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 
-import gevent  # noqa: E402
+from . import const, signals  # noqa: E402
+from .log import close_logging, configure_logging, reopen_log_file  # noqa: E402
+from .opts import FlagError, ProcessConfigErr, configure_options  # noqa: E402
+from .server import ConfigError, Server  # noqa: E402
 
-from .opts import Options  # noqa: E402
-from .server import Server  # noqa: E402
+log = logging.getLogger("gnatsd")
+
+EXE = "gnatsd"
+
+# Go: usageStr in main.go, with gnatsd's name and notes on what is not there yet.
+USAGE = """
+Usage: gnatsd [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
+    -p, --port <port>                Use port for clients (default: 4222, -1 for a random port)
+    -n, --name
+        --server_name <server_name>  Server name (default: auto)
+    -P, --pid <file>                 File to store PID
+    -m, --http_port <port>           Use port for http monitoring (not yet supported)
+        --http_host <host>           Host for http monitoring (not yet supported)
+    -ms,--https_port <port>          Use port for https monitoring (not yet supported)
+    -c, --config <file>              Configuration file
+    -t                               Test configuration and exit
+    -sl,--signal <signal>[=<pid>]    Send signal to gnatsd process (ldm, stop, quit, term, reopen, reload)
+                                     <pid> can be either a PID (e.g. 1) or the path to a PID file
+                                     (e.g. /var/run/gnatsd.pid); default: the -P file, else the one gnatsd running
+        --client_advertise <string>  Client URL to advertise to other servers
+        --ports_file_dir <dir>       Creates a ports file in the specified directory (<executable_name>_<pid>.ports).
+
+Logging Options:
+    -l, --log <file>                 File to redirect log output
+    -T, --logtime                    Timestamp log entries (default: true)
+    -s, --syslog                     Log to syslog or windows event log (not yet supported)
+    -r, --remote_syslog <addr>       Syslog server addr (udp://localhost:514) (not yet supported)
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -VV                              Verbose trace (traces system account as well)
+    -DV                              Debug and trace
+    -DVV                             Debug and verbose trace (traces system account as well)
+        --log_size_limit <limit>     Logfile size limit in bytes (default: no limit)
+        --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
+
+JetStream Options (not yet supported):
+    -js, --jetstream                 Enable JetStream functionality
+    -sd, --store_dir <dir>           Set the storage directory
+
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections
+        --auth <token>               Authorization token required for connections
+
+TLS Options (not yet supported):
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
+
+Cluster Options (not yet supported):
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_listen <url>       Cluster url from which members can solicit routes
+
+Profiling Options (not yet supported):
+        --profile <port>             Profiling HTTP port
+
+Common Options:
+    -h, --help                       Show this message
+    -v, --version                    Show version
+        --help_tls                   TLS help
+"""
+
+
+def usage():
+    """Go: usage."""
+    sys.stdout.write(USAGE + "\n")
+    sys.stdout.flush()
+
+
+def print_server_and_exit():
+    """Go: PrintServerAndExit (here the caller exits): the nats-server version gnatsd
+    implements, then gnatsd's own."""
+    sys.stdout.write(f"nats-server: v{const.VERSION}\n{EXE}: v{const.GNATSD_VERSION}\n")
+    sys.stdout.flush()
+
+
+def print_tls_help():
+    """Go: PrintTLSHelpAndDie."""
+    sys.stdout.write("TLS is not yet supported by gnatsd: the --tls* flags are accepted and ignored.\n")
+    sys.stdout.flush()
+
+
+def print_and_die(message):
+    """Go: PrintAndDie."""
+    sys.stderr.write(f"{EXE}: {message}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+# -- pid and ports files (Go: logPid, logPorts, portFile, deletePortsFile) ----------------------
+
+
+def log_pid(pid_file):
+    """Go: logPid."""
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    os.chmod(pid_file, 0o660)
+
+
+def executable_name():
+    """Go: filepath.Base(os.Args[0]), except `python -m gnatsd[.cli]` also gives "gnatsd"."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else EXE
+    return EXE if name.endswith(".py") or name in ("", "-c", "-m") else name
+
+
+def port_file(dirname):
+    """Go: Server.portFile."""
+    if not dirname:
+        return ""
+    return os.path.join(dirname, f"{executable_name()}_{os.getpid()}.ports")
+
+
+def _url(scheme, host, port):
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+def ports_info(server):
+    """Go: Server.PortsInfo: the URLs where the server can be reached, in Go's JSON shape
+    (`{"nats": [...], "monitoring": [...], ...}`, empty kinds left out).
+
+    Go lists every interface address for a listener on 0.0.0.0; this gives the loopback one.
+    """
+    host, port = server.addr[0], server.addr[1]
+    return {"nats": [_url("nats", host, port)]}
+
+
+def log_ports(server, dirname):
+    """Go: logPorts. Writes the ports file; returns its path ("" when none)."""
+    path = port_file(dirname)
+    if not path:
+        return ""
+    data = json.dumps(ports_info(server), separators=(",", ":"))
+    try:
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666)
+        os.replace(tmp, path)  # readers never see a half-written file
+    except OSError as e:
+        log.error("Error writing ports file (%s): %s", path, e)
+        return ""
+    return path
+
+
+def remove_file(path, what):
+    """Go: deletePortsFile (and, not in Go, the pid file)."""
+    if not path:
+        return
+    try:
+        os.remove(path)
+    except OSError as e:
+        log.error("Error cleaning up %s %s: %s", what, path, e)
+
+
+# -- features not there yet --------------------------------------------------------------------
+
+
+def unsupported_features(opts):
+    """(feature, what was asked) for each option gnatsd accepts but does not implement yet."""
+    found = []
+    if opts.http_port or opts.https_port or opts.http_host:
+        asked = ", ".join(f"{k} {v}" for k, v in (("http_host", opts.http_host), ("http_port", opts.http_port),
+                                                    ("https_port", opts.https_port)) if v)
+        found.append(("Monitoring", asked))
+    if opts.jetstream or opts.store_dir:
+        asked = ", ".join(x for x in ("jetstream" if opts.jetstream else "",
+                                       f"store_dir {opts.store_dir}" if opts.store_dir else "") if x)
+        found.append(("JetStream", asked))
+    if opts.tls or opts.tls_verify or opts.tls_cert or opts.tls_key or opts.tls_ca_cert:
+        found.append(("TLS", "tls options"))
+    if (opts.cluster_listen or opts.routes or opts.cluster_name or opts.cluster_advertise
+            or opts.cluster_no_advertise or opts.cluster_connect_retries):
+        found.append(("Clustering", "cluster options"))
+    if opts.syslog or opts.remote_syslog:
+        found.append(("Syslog", "logging to stderr instead" if not opts.log_file else "logging to the log file"))
+    if opts.prof_port:
+        found.append(("Profiling", f"profile port {opts.prof_port}"))
+    return found
+
+
+def warn_unsupported(opts):
+    for feature, asked in unsupported_features(opts):
+        log.warning("%s is not yet supported by gnatsd (ignoring: %s)", feature, asked)
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def _report_config_errors(err):
+    """Go: PrintAndDie(err) for a processConfigErr; here each problem on its own line as
+    `file:line:col: message`, then a summary."""
+    for line in str(err).splitlines():
+        sys.stderr.write(line + "\n")
+    n = len(err.errors)
+    what = f"{n} error{'s' if n != 1 else ''}" if n else "warnings (-t treats them as errors)"
+    sys.stderr.write(f"{EXE}: {what} in configuration file {err.config_file}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def _warn(text):
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="gnatsd", add_help=False)
-    ap.add_argument("-a", "--addr", "--net", default="0.0.0.0")
-    ap.add_argument("-p", "--port", type=int, default=4222)
-    ap.add_argument("-n", "--name", default="")
-    ap.add_argument("-m", "--http_port", type=int, default=0)
-    a, _ = ap.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    server = Server(Options(host=a.addr, port=a.port, server_name=a.name))
-    server.start()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        gevent.signal_handler(sig, server.shutdown)
-    server.wait_for_shutdown()
+    """Go: main. Returns the exit code (exits directly on errors, like Go's PrintAndDie)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        opts = configure_options(args, print_server_and_exit, usage, print_tls_help,
+                                 process_signal=signals.process_signal, warn=_warn)
+    except FlagError as e:
+        print_and_die(f"{e}\nRun '{EXE} --help' for the list of options.")
+    except ProcessConfigErr as e:
+        _report_config_errors(e)
+    except (OSError, signals.SignalError) as e:
+        print_and_die(e.strerror if isinstance(e, OSError) and e.strerror else e)
+    if opts is None:  # help, version or a signal: done
+        return 0
+    if opts.check_config:
+        sys.stderr.write(f"{EXE}: configuration file {opts.config_file} is valid\n")
+        return 0
+
+    try:
+        server = Server(opts)
+    except ConfigError as e:
+        print_and_die(e)
+    try:
+        configure_logging(opts)
+    except OSError as e:
+        print_and_die(f"error opening log file {opts.log_file}: {e.strerror or e}")
+    try:
+        return run(server, opts)
+    finally:
+        close_logging()
+
+
+def run(server, opts):
+    """Go: Run + the rest of main: start, write the pid and ports files, wait for shutdown."""
+    warn_unsupported(opts)
+    # Handlers go in before start(): a signal that arrives meanwhile is handled once the hub
+    # runs, that is once the server is up (start() does not yield).
+    watchers = signals.handle_signals(server, reopen_log_file)
+    pid_file = ports_file = ""
+    try:
+        try:
+            server.start()
+        except OSError as e:
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            message = f'Error listening on port: {opts.host}:{opts.port}, "{reason}"'
+            log.critical("%s", message)
+            if opts.log_file:
+                sys.stderr.write(f"{EXE}: {message}\n")
+            return 1
+        if opts.pid_file:
+            try:
+                log_pid(opts.pid_file)
+            except OSError as e:
+                log.critical("Could not write pidfile: %s", e)
+                server.shutdown()
+                return 1
+            pid_file = opts.pid_file
+        ports_file = log_ports(server, opts.ports_file_dir)
+        server.wait_for_shutdown()
+        return 0
+    finally:
+        for w in watchers:
+            w.cancel()
+        remove_file(ports_file, "ports file")
+        remove_file(pid_file, "pid file")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
