@@ -10,7 +10,6 @@ yield say so; the only yielding calls are the socket reads and writes in the two
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -34,6 +33,8 @@ from .errors import (
     ClosedState,
     ProtocolError,
 )
+from . import gojson
+from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .parser import Parser
 from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
@@ -52,11 +53,20 @@ SYS_QUEUE_GROUP = b"_sys_"
 
 # Go: ClientOpts. The JSON type each CONNECT key must have; unknown keys are ignored.
 _CONNECT_FIELDS = {
-    "verbose": bool, "pedantic": bool, "tls_required": bool, "echo": bool, "headers": bool,
-    "no_responders": bool, "new_account": bool,
-    "auth_token": str, "user": str, "pass": str, "nkey": str, "sig": str, "jwt": str,
-    "name": str, "lang": str, "version": str, "account": str,
-    "protocol": int,
+    "verbose": BOOL, "pedantic": BOOL, "tls_required": BOOL, "echo": BOOL, "headers": BOOL,
+    "no_responders": BOOL, "new_account": BOOL,
+    "auth_token": STRING, "user": STRING, "pass": STRING, "nkey": STRING, "sig": STRING,
+    "jwt": STRING, "name": STRING, "lang": STRING, "version": STRING, "account": STRING,
+    "protocol": INT, "import": PERMISSION, "export": PERMISSION,
+}
+# Go: Info. A client's INFO is decoded into it (and then ignored), so types are checked.
+_INFO_FIELDS = {
+    "server_id": STRING, "server_name": STRING, "version": STRING, "proto": INT,
+    "git_commit": STRING, "go": STRING, "host": STRING, "port": INT, "headers": BOOL,
+    "auth_required": BOOL, "tls_required": BOOL, "tls_verify": BOOL, "tls_available": BOOL,
+    "max_payload": INT, "jetstream": BOOL, "ip": STRING, "client_id": UINT, "client_ip": STRING,
+    "nonce": STRING, "cluster": STRING, "cluster_dynamic": BOOL, "domain": STRING,
+    "connect_urls": STRINGS, "ws_connect_urls": STRINGS, "ldm": BOOL,
 }
 # Go: defaultOpts. verbose, pedantic and echo are on unless CONNECT turns them off.
 _DEFAULT_CONNECT = {"verbose": True, "pedantic": True, "echo": True, "protocol": 0}
@@ -228,6 +238,11 @@ class Client(Parser):
                     gevent.sleep(0)
         except OSError:
             self.close_connection(ClosedState.ReadError)
+        except Exception:
+            # A bug in gnatsd, not the client's fault (gevent: handle_error vs client errors).
+            # Log it with its traceback and close this connection only; the server goes on.
+            log.exception("%s - Internal error, closing the connection", self)
+            self.close_connection(ClosedState.ProtocolViolation)
 
     def protocol_error(self, e):
         """The one place parse errors become closes (Go: readLoop's error branch)."""
@@ -252,7 +267,9 @@ class Client(Parser):
         if not pcd:
             return None
         stalled = False
+        now = self.last
         for c in pcd:
+            c.last = now  # Go 2.9.10: deliveries count as activity for the ping timer
             if c._wl is None:
                 c.flush_inline()
                 if c.out:
@@ -392,24 +409,12 @@ class Client(Parser):
         self.last = time.monotonic()
         self.rtt = max(time.time() - self.start, 1e-6)  # Go: computeRTT(c.start)
         self._set_ping_timer(self._first_ping_interval())
+        copts = self.copts
         try:
-            decoded = json.loads(arg)
+            # A second CONNECT decodes over the first, as Go's json.Unmarshal into c.opts.
+            gojson.decode_struct(arg, _CONNECT_FIELDS, copts)
         except ValueError as e:
             raise ProtocolError(f"processConnect: {e}") from None
-        if not isinstance(decoded, dict):
-            raise ProtocolError("processConnect: CONNECT argument is not a JSON object")
-        copts = self.copts
-        for key, value in decoded.items():
-            # Go decodes with encoding/json: keys match case-insensitively, the last one wins,
-            # null leaves a field as it was and any other type mismatch is an error.
-            key = key.lower()
-            want = _CONNECT_FIELDS.get(key)
-            if want is None or value is None:
-                continue
-            if type(value) is not want:
-                raise ProtocolError(f"processConnect: json: cannot unmarshal {type(value).__name__} "
-                                    f"into Go struct field clientOpts.{key}")
-            copts[key] = value
         self.connect_received = True
         self.auth_pending = False
         self.verbose = copts["verbose"]
@@ -435,9 +440,9 @@ class Client(Parser):
             self.send_ok()
 
     def process_info(self, arg):
-        """Go: processInfo. A client's INFO is parsed and ignored."""
+        """Go: processInfo. A client's INFO is decoded and ignored."""
         try:
-            json.loads(arg)
+            gojson.decode_struct(arg, _INFO_FIELDS, {})
         except ValueError as e:
             raise ProtocolError(f"processInfo: {e}") from None
 

@@ -9,7 +9,6 @@ socket module, so it needs no monkey-patching: the `gnatsd` command patches the 
 """
 from __future__ import annotations
 
-import json
 import logging
 import random
 import socket as _stdsocket
@@ -21,7 +20,7 @@ import gevent
 from gevent import socket
 from gevent.event import Event
 
-from . import auth, const
+from . import auth, const, gojson
 from .conn import Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .nkeys import create_server_keypair
@@ -46,12 +45,6 @@ def validate_options(opts):
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.max_payload > 2**31 - 1:
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
-
-
-def go_json(obj):
-    """Encode like Go's encoding/json: compact, with <, > and & escaped."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 class Server:
@@ -163,7 +156,7 @@ class Server:
         info["client_ip"] = client.host
         if ldm:
             info["ldm"] = True
-        return b"INFO " + go_json(info).encode() + b" \r\n"
+        return b"INFO " + gojson.encode(info).encode() + b" \r\n"
 
     # -- clients -------------------------------------------------------------------------
 

@@ -1,8 +1,7 @@
 """The client protocol on the wire, byte for byte, against an in-process gnatsd.
 
 Every expectation here was checked against the Go nats-server 2.9.10 binary with raw sockets
-(see /work/shared/reference/client-protocol.md). Where gnatsd still answers differently the
-test asserts Go's bytes and is marked xfail(strict=True) with the discrepancy in its reason.
+(see /work/shared/reference/client-protocol.md).
 
 Conventions: `c.send(...)` then `upto_pong(c)` returns every byte the server sent before the
 PONG that answers our trailing PING, so "nothing else was sent" is part of each assertion.
@@ -788,11 +787,6 @@ def test_answering_pings_keeps_connection(make_server):
         c.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gnatsd bug: in 2.9.10 messages delivered to a client count as activity for the ping "
-    "timer (flushClients sets last_activity); gnatsd only counts the client's own reads, so a "
-    "busy receive-only subscriber that ignores PINGs is closed as 'Stale Connection' at the "
-    "third tick (Go sends it just the first PING and keeps it)"))
 def test_deliveries_count_as_activity_for_the_ping_timer(make_server):
     s = make_server(ping_interval=0.2, ping_max=2)
     sub, _, _ = open_conn(s)

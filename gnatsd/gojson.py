@@ -1,0 +1,85 @@
+"""JSON as Go's encoding/json writes and reads it, for the protocol's JSON (INFO, CONNECT).
+
+Go encodes struct fields compactly with `<`, `>` and `&` escaped, and decodes into a typed
+struct: keys match case-insensitively, the last duplicate wins, unknown keys are ignored,
+`null` leaves a field unchanged, and a value of the wrong type is an error. Clients see the
+difference (a CONNECT with `"verbose":"yes"` closes the connection), so gnatsd decodes the same
+way. No socket, no gevent import.
+"""
+from __future__ import annotations
+
+import json
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UINT64_MAX = 2**64 - 1
+
+# Field kinds for decode_struct.
+BOOL, STRING, INT, UINT, STRINGS, PERMISSION = "bool", "string", "int", "uint64", "[]string", "SubjectPermission"
+
+
+def encode(obj):
+    """Compact JSON with <, > and & escaped, as Go's json.Marshal."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _no_constant(name):
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
+def decode_struct(data, fields, into):
+    """Decode `data` (bytes) over the dict `into`, as Go's json.Unmarshal into a struct.
+
+    `fields` maps lower-case JSON keys to a kind above. Raises ValueError on bad JSON, on a
+    value of the wrong type, or on nesting too deep to decode.
+    """
+    # Go reads the bytes as UTF-8, replacing invalid sequences; it refuses a BOM or UTF-16,
+    # both of which json.loads(bytes) would accept.
+    text = data.decode("utf-8", "replace")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if value is None:
+        return into
+    if not isinstance(value, dict):
+        raise ValueError(f"json: cannot unmarshal {_kind(value)} into Go value of type struct")
+    for key, item in value.items():
+        key = key.lower()
+        kind = fields.get(key)
+        if kind is None or item is None:
+            continue
+        if not _fits(item, kind):
+            raise ValueError(f"json: cannot unmarshal {_kind(item)} into Go struct field .{key} of type {kind}")
+        into[key] = item
+    return into
+
+
+def _fits(item, kind):
+    if kind == BOOL:
+        return type(item) is bool
+    if kind == STRING:
+        return type(item) is str
+    if kind == INT:
+        return type(item) is int and INT64_MIN <= item <= INT64_MAX
+    if kind == UINT:
+        return type(item) is int and 0 <= item <= UINT64_MAX
+    if kind == STRINGS:
+        return type(item) is list and all(s is None or type(s) is str for s in item)
+    if kind == PERMISSION:  # Go: SubjectPermission{Allow, Deny []string}
+        if type(item) is not dict:
+            return False
+        return all(v is None or _fits(v, STRINGS) for k, v in item.items() if k.lower() in ("allow", "deny"))
+    raise AssertionError(kind)
+
+
+def _kind(item):
+    if isinstance(item, bool):
+        return "bool"
+    if isinstance(item, (int, float)):
+        return "number"
+    if isinstance(item, str):
+        return "string"
+    if isinstance(item, list):
+        return "array"
+    return "object"
