@@ -36,6 +36,7 @@ from .errors import (
 from . import gojson
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .parser import Parser
+from .trace import install_tracing
 from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
 log = logging.getLogger("gnatsd")
@@ -176,6 +177,8 @@ class Client(Parser):
         self._in_read = False  # inside the readloop's parse: flush_clients will write our output
         self._stall = None  # Go: out.stc, set while pending bytes are over half of max_pending
         self._hub = gevent.get_hub()
+        if opts.trace:
+            install_tracing(self, opts.max_traced_msg_len)
 
     def __repr__(self):
         return f"{self.host}:{self.port} - cid:{self.cid}"
