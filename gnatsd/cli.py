@@ -15,14 +15,18 @@ Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for 
 --version, -t and --signal; 1 for a bad command line or config file, options that cannot
 work together, a port in use, or a signal that could not be sent.
 """
+import sys
+
 from gevent import monkey
 
-monkey.patch_all()
+# `gnatsd bench ...` is the load generator (gnatsd/bench.py): it uses processes and plain
+# sockets, so it runs unpatched.
+if sys.argv[1:2] != ["bench"]:
+    monkey.patch_all()
 
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import sys  # noqa: E402
 
 from . import const, signals  # noqa: E402
 from .log import close_logging, configure_logging, reopen_log_file  # noqa: E402
@@ -253,6 +257,9 @@ def _warn(text):
 def main(argv=None):
     """Go: main. Returns the exit code (exits directly on errors, like Go's PrintAndDie)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["bench"]:
+        from . import bench
+        return bench.main(args[1:])
     try:
         opts = configure_options(args, print_server_and_exit, usage, print_tls_help,
                                  process_signal=signals.process_signal, warn=_warn)
