@@ -81,13 +81,24 @@ def split_op(line, complete):
 def pub_args(arg):
     """Go: processPub's split, on spaces and tabs only.
 
-    bytes.split() is the fast path; it also splits on CR, VT and FF, which Go keeps inside
-    subjects, so such rare lines take the exact split. (Testing ints, not one-byte bytes:
-    `13 in arg` is a third of the cost of `b"\r" in arg` on CPython.)
+    bytes.split() also splits on CR, VT and FF, which Go keeps inside subjects. The common
+    line has its tokens one space apart and nothing around them, and then split() is exact;
+    checking that by lengths costs 31 ns per line on PyPy against 89 ns for testing for the
+    odd bytes (CPython: 211 ns against 152; PyPy is the speed target). Anything else takes
+    the exact split.
     """
-    if 13 in arg or 11 in arg or 12 in arg:
-        return _PUB_SPLIT.split(arg.strip(_SEPARATORS))
-    return arg.split()
+    args = arg.split()
+    n = len(args)
+    if n == 2:
+        k = len(args[0])
+        if k + len(args[1]) + 1 == len(arg) and arg[k] == 32:
+            return args
+    elif n == 3:
+        k = len(args[0])
+        k2 = k + 1 + len(args[1])
+        if k2 + 1 + len(args[2]) == len(arg) and arg[k] == 32 and arg[k2] == 32:
+            return args
+    return _PUB_SPLIT.split(arg.strip(_SEPARATORS))
 
 
 def split_arg(arg):
