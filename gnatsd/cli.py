@@ -8,7 +8,7 @@ It patches the process for gevent first thing (and is the only module that does)
 nats-server's flags and config file (`opts.configure_options`), configures logging
 (`log.configure_logging`), installs the signal handlers (`signals.handle_signals`), starts
 the server and waits for it to shut down. Flags for features gnatsd does not have yet
-(monitoring, JetStream, TLS, clustering, syslog, profiling) are accepted and logged as not
+(HTTPS monitoring, JetStream, TLS, clustering, syslog, profiling) are accepted and logged as not
 yet supported, so that command lines written for nats-server keep working.
 
 Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for --help,
@@ -30,6 +30,7 @@ import os  # noqa: E402
 
 from . import const, signals  # noqa: E402
 from .log import close_logging, configure_logging, reopen_log_file  # noqa: E402
+from .monitor import MonitorStartError  # noqa: E402
 from .opts import FlagError, ProcessConfigErr, configure_options  # noqa: E402
 from .server import ConfigError, Server  # noqa: E402
 
@@ -47,8 +48,8 @@ Server Options:
     -n, --name
         --server_name <server_name>  Server name (default: auto)
     -P, --pid <file>                 File to store PID
-    -m, --http_port <port>           Use port for http monitoring (not yet supported)
-        --http_host <host>           Host for http monitoring (not yet supported)
+    -m, --http_port <port>           Use port for http monitoring (-1 for a random port)
+        --http_host <host>           Host for http monitoring (default: the -a host)
     -ms,--https_port <port>          Use port for https monitoring (not yet supported)
     -c, --config <file>              Configuration file
     -t                               Test configuration and exit
@@ -172,7 +173,10 @@ def ports_info(server):
     Go lists every interface address for a listener on 0.0.0.0; this gives the loopback one.
     """
     host, port = server.addr[0], server.addr[1]
-    return {"nats": [_url("nats", host, port)]}
+    ports = {"nats": [_url("nats", host, port)]}
+    if server.http_addr:
+        ports["monitoring"] = [_url("http", server.http_addr[0], server.http_addr[1])]
+    return ports
 
 
 def log_ports(server, dirname):
@@ -209,10 +213,8 @@ def remove_file(path, what):
 def unsupported_features(opts):
     """(feature, what was asked) for each option gnatsd accepts but does not implement yet."""
     found = []
-    if opts.http_port or opts.https_port or opts.http_host:
-        asked = ", ".join(f"{k} {v}" for k, v in (("http_host", opts.http_host), ("http_port", opts.http_port),
-                                                    ("https_port", opts.https_port)) if v)
-        found.append(("Monitoring", asked))
+    if opts.https_port:
+        found.append(("HTTPS monitoring", f"https_port {opts.https_port}"))
     if opts.jetstream or opts.store_dir:
         asked = ", ".join(x for x in ("jetstream" if opts.jetstream else "",
                                        f"store_dir {opts.store_dir}" if opts.store_dir else "") if x)
@@ -299,6 +301,11 @@ def run(server, opts):
     try:
         try:
             server.start()
+        except MonitorStartError as e:
+            log.critical("Can't start monitoring: %s", e.strerror)
+            if opts.log_file:
+                sys.stderr.write(f"{EXE}: Can't start monitoring: {e.strerror}\n")
+            return 1
         except OSError as e:
             reason = os.strerror(e.errno) if e.errno else str(e)
             message = f'Error listening on port: {opts.host}:{opts.port}, "{reason}"'

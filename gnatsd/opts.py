@@ -49,6 +49,8 @@ class Options:
     http_host: str = ""
     http_port: int = 0
     https_port: int = 0
+    http_base_path: str = ""
+    max_closed_clients: int = 10000  # Go: MaxClosedClients, closed connections kept for /connz
     prof_port: int = 0
     # auth (single user or token, from the command line; config files add more)
     username: str = ""
@@ -385,6 +387,7 @@ CONFIG_FIELDS = {
     "http_port": _set("http_port", "int"),
     "monitor_port": _set("http_port", "int"),
     "https_port": _set("https_port", "int"),
+    "http_base_path": _set("http_base_path", "str"),
     "store_dir": _set("store_dir", "str"),
     "storedir": _set("store_dir", "str"),
     "jetstream": _jetstream,
@@ -421,7 +424,7 @@ NOT_YET_SUPPORTED_FIELDS = frozenset((
     "mappings", "maps", "operator", "operators", "roots", "root", "root_operators", "root_operator",
     "resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload",
     "resolver_pinned_accounts", "system_account", "system", "no_system_account", "no_system", "no_sys_acc",
-    "no_auth_user", "trusted", "trusted_keys", "ocsp", "allow_non_tls", "http_base_path",
+    "no_auth_user", "trusted", "trusted_keys", "ocsp", "allow_non_tls",
     "disable_sublist_cache", "no_sublist_cache", "max_sub_tokens", "max_subscription_tokens",
     "default_js_domain", "connect_error_reports", "reconnect_error_reports", "server_tags", "jetstream_max_memory",
 ))

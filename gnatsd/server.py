@@ -23,6 +23,7 @@ from gevent.event import Event
 from . import auth, const, gojson
 from .conn import Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair
 from .opts import Options
 from .sublist import Sublist
@@ -73,6 +74,11 @@ class Server:
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self.slow_consumers = 0
         self._info = None
+        # monitoring (Go: s.closed, s.httpReqStats, s.http)
+        self.closed_clients = ClosedRingBuffer(getattr(opts, "max_closed_clients", DEFAULT_MAX_CLOSED_CLIENTS))
+        self.http_req_stats = {}
+        self.monitor = None  # monitor.app.MonitorServer while the HTTP monitor runs
+        self.http_addr = None  # (host, port) the monitor is bound to
 
     # -- start ---------------------------------------------------------------------------
 
@@ -93,9 +99,26 @@ class Server:
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
+        if opts.http_port:
+            self.start_monitoring()
         log.info("Listening for client connections on %s:%d", self.addr[0], self.addr[1])
         log.info("Server is ready")
         self._accept_greenlet = gevent.spawn(self.accept_loop, self.listener)
+
+    def start_monitoring(self):
+        """Go: StartMonitoring. The HTTP monitor runs on this hub, beside the clients.
+
+        Raises monitor.MonitorStartError (an OSError) when its port cannot be bound.
+        """
+        from .monitor.app import MonitorServer  # Flask loads only when monitoring is on
+        try:
+            self.monitor = MonitorServer(self)
+        except OSError:
+            self.running = False
+            self._close_listener()
+            raise
+        self.http_addr = self.monitor.addr
+        self.monitor.start()
 
     @staticmethod
     def _listen(host, port):
@@ -202,8 +225,9 @@ class Server:
         return True
 
     def remove_client(self, client):
-        """Go: removeClient."""
+        """Go: removeClient, and saveClosedClient for /connz?state=closed."""
         self.clients.pop(client.cid, None)
+        self.closed_clients.append(client)
         if self.ldm and not self.clients and self.running:
             gevent.spawn(self.shutdown)
 
@@ -272,6 +296,8 @@ class Server:
         log.info("Initiating Shutdown...")
         self.running = False
         self._close_listener()
+        if self.monitor is not None:
+            self.monitor.close()
         for client in list(self.clients.values()):
             client.close_connection(ClosedState.ServerShutdown)
         log.info("Server Exiting..")

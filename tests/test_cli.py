@@ -315,10 +315,10 @@ def test_config_file_and_flags_override_it(gnatsd, tmp_path):
 
 
 def test_unsupported_features_are_accepted_with_a_warning(gnatsd):
-    g = gnatsd("-m", "8222", "-ms", "8443", "-js", "-sd", "/tmp/js", "--tls", "--tlscert", "c.pem", "--tlskey", "k.pem",
+    g = gnatsd("-ms", "8443", "-js", "-sd", "/tmp/js", "--tls", "--tlscert", "c.pem", "--tlskey", "k.pem",
                "--cluster", "nats://127.0.0.1:6222", "--routes", "nats://127.0.0.1:6223", "--cluster_name", "c1",
                "--no_advertise", "--connect_retries", "3", "-s", "--profile", "6060", "--max_traced_msg_len", "10")
-    for feature in ("Monitoring", "JetStream", "TLS", "Clustering", "Syslog", "Profiling"):
+    for feature in ("HTTPS monitoring", "JetStream", "TLS", "Clustering", "Syslog", "Profiling"):
         g.wait_log(rf"\[WRN\] {feature} is not yet supported by gnatsd")
     connect(g.port)[0].close()
 

@@ -1,0 +1,661 @@
+"""What the monitoring endpoints report, as plain data. Ports nats-server `server/monitor.go`:
+Varz, Connz, Routez, Gatewayz, Leafz, Subsz, Accountz, AccountStatz, Jsz, healthz,
+HandleStacksz's dump and HandleIPQueuesz's map, with their option structs and errors.
+
+Each function takes the Server (Go's receiver `s`) and an options object, and returns a dict
+in the field order of Go's struct, with Go's `omitempty` applied; `app.py` only turns those
+into HTTP (STYLE.md, "For gnatsd" 12). Bad options raise `MonitorError` with Go's text, which
+the HTTP layer answers with a 400.
+
+Subsystems gnatsd does not have yet (routes, gateways, leafnodes, JetStream, accounts other
+than the global one, the system account) report what the Go server reports when they are not
+configured: empty lists and maps, zero counts, `"disabled": true` for JetStream.
+
+Concurrency: every function runs on the server's hub and never yields, so it sees the server
+between two greenlet switches (Go takes the server lock for the same reason).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from .. import const
+from .gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
+from .pse import ProcUsage
+from .ring import sub_tuple
+from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, last_wall, sort_conns
+
+GLOBAL_ACCOUNT = "$G"  # Go: globalAccountName
+DEFAULT_CONN_LIST_SIZE = 1024  # Go: DefaultConnListSize
+DEFAULT_SUB_LIST_SIZE = 1024  # Go: DefaultSubListSize
+FWCS = ">"  # Go: fwcs
+
+# Go: ConnState
+CONN_OPEN, CONN_CLOSED, CONN_ALL = 0, 1, 2
+
+# Go: server.go's endpoint paths (also the keys of http_req_stats).
+ROOT_PATH = "/"
+VARZ_PATH = "/varz"
+CONNZ_PATH = "/connz"
+ROUTEZ_PATH = "/routez"
+GATEWAYZ_PATH = "/gatewayz"
+LEAFZ_PATH = "/leafz"
+SUBSZ_PATH = "/subsz"
+STACKSZ_PATH = "/stacksz"
+ACCOUNTZ_PATH = "/accountz"
+ACCOUNT_STATZ_PATH = "/accstatz"
+JSZ_PATH = "/jsz"
+HEALTHZ_PATH = "/healthz"
+IPQUEUES_PATH = "/ipqueuesz"
+METRICS_PATH = "/metrics"  # not in Go: Prometheus text format (metrics.py)
+
+
+class MonitorError(ValueError):
+    """An option the endpoint refuses. str() is the Go server's error text (sent with a 400)."""
+
+
+def _ns(seconds):
+    return round(seconds * 1_000_000_000)
+
+
+def _now_ns():
+    return time.time_ns()
+
+
+def _info(s):
+    # The INFO the server sends clients (host and port after client_advertise, "go", auth).
+    return getattr(s, "_info", None) or {}
+
+
+def http_host(opts):
+    """Go: setBaselineOptions. The monitor binds to the client host unless told otherwise."""
+    return opts.http_host or opts.host
+
+
+def http_base_path(opts):
+    return getattr(opts, "http_base_path", "") or ""
+
+
+def _http_req_stats(s):
+    return GoMap(getattr(s, "http_req_stats", None) or {})
+
+
+# -- /varz -------------------------------------------------------------------------------------
+
+_proc = None
+
+
+def proc_usage():
+    """Go: pse.ProcUsage: (cpu percent, rss bytes, vss bytes). One sampler per process."""
+    global _proc
+    if _proc is None:
+        _proc = ProcUsage()
+    return _proc.usage()
+
+
+@dataclass
+class VarzOptions:
+    """Go: VarzOptions (no options defined)."""
+
+
+def varz(s, varz_opts=None):
+    """Go: Varz / createVarz / updateVarzRuntimeFields."""
+    pcpu, rss, _ = proc_usage()
+    o = s.opts
+    info = _info(s)
+    now = _now_ns()
+    start = time_ns(s.start_time) if s.start_time else now
+    v = {
+        "server_id": s.server_id,
+        "server_name": s.name,
+        "version": const.VERSION,
+        "proto": const.PROTO,
+        "go": info.get("go", ""),
+        "host": info.get("host", o.host),
+        "port": info.get("port", o.port),
+    }
+    if info.get("auth_required"):
+        v["auth_required"] = True
+    v["max_connections"] = o.max_connections
+    if o.max_subs:
+        v["max_subscriptions"] = o.max_subs
+    v["ping_interval"] = _ns(o.ping_interval)  # Go: a time.Duration, in nanoseconds
+    v["ping_max"] = o.ping_max
+    v["http_host"] = http_host(o)
+    v["http_port"] = o.http_port
+    v["http_base_path"] = http_base_path(o)
+    v["https_port"] = o.https_port
+    v["auth_timeout"] = float(o.auth_timeout)
+    v["max_control_line"] = o.max_control_line
+    v["max_payload"] = o.max_payload
+    v["max_pending"] = o.max_pending
+    # Go: ClusterOptsVarz and the rest, every field omitempty: {} when not configured.
+    v["cluster"] = {}
+    v["gateway"] = {}
+    v["leaf"] = {}
+    v["mqtt"] = {}
+    v["websocket"] = {}
+    v["jetstream"] = {}
+    v["tls_timeout"] = float(getattr(o, "tls_timeout", const.TLS_TIMEOUT))
+    v["write_deadline"] = _ns(o.write_deadline)
+    v["start"] = format_time(start)
+    v["now"] = format_time(now)
+    v["uptime"] = my_uptime((now - start) / 1e9)
+    v["mem"] = rss
+    v["cores"] = os.cpu_count() or 1
+    v["gomaxprocs"] = 1  # one hub thread runs all the server's Python code
+    v["cpu"] = float(pcpu)
+    v["connections"] = len(s.clients)
+    v["total_connections"] = s.total_clients
+    v["routes"] = 0
+    v["remotes"] = 0
+    v["leafnodes"] = 0
+    v["in_msgs"] = s.in_msgs
+    v["out_msgs"] = s.out_msgs
+    v["in_bytes"] = s.in_bytes
+    v["out_bytes"] = s.out_bytes
+    v["slow_consumers"] = s.slow_consumers
+    v["subscriptions"] = s.sublist.count
+    v["http_req_stats"] = _http_req_stats(s)
+    v["config_load_time"] = format_time(start)  # Go: configTime, set at start and on reload
+    v["gnatsd_version"] = const.GNATSD_VERSION  # not in Go: gnatsd's own release (DESIGN.md 1b)
+    return v
+
+
+# -- /connz ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConnzOptions:
+    """Go: ConnzOptions."""
+
+    sort: str = ""
+    username: bool = False  # Go: Username, `auth`
+    subscriptions: bool = False
+    subscriptions_detail: bool = False
+    offset: int = 0
+    limit: int = 0
+    cid: int = 0
+    mqtt_client: str = ""
+    state: int = CONN_OPEN
+    user: str = ""
+    account: str = ""
+    filter_subject: str = ""
+
+
+def _raw_auth_user(copts):
+    """Go: getRawAuthUser. A token is not shown (newer Go says "[REDACTED]" too)."""
+    if copts.get("nkey"):
+        return copts["nkey"]
+    if copts.get("user"):
+        return copts["user"]
+    if copts.get("auth_token"):
+        return "[REDACTED]"
+    return ""
+
+
+def _conn_info(cid, host, port, start, last, stop, reason, rtt, until, pending, in_msgs, out_msgs,
+               in_bytes, out_bytes, num_subs, name, lang, version):
+    """Go: ConnInfo (and ConnInfo.fill), up to the optional tail. Times are float seconds;
+    uptime and idle are measured up to `until` (now, or when the connection stopped)."""
+    ci = {
+        "cid": cid,
+        "kind": "Client",
+        "type": "nats",
+        "ip": host,
+        "port": port,
+        "start": format_time(time_ns(start)),
+        "last_activity": format_time(time_ns(last)),
+    }
+    if stop is not None:
+        ci["stop"] = format_time(time_ns(stop))
+        if reason:
+            ci["reason"] = reason
+    ci["rtt"] = rtt_string(rtt)
+    ci["uptime"] = my_uptime(until - start)
+    ci["idle"] = my_uptime(until - last)
+    ci["pending_bytes"] = pending
+    ci["in_msgs"] = in_msgs
+    ci["out_msgs"] = out_msgs
+    ci["in_bytes"] = in_bytes
+    ci["out_bytes"] = out_bytes
+    ci["subscriptions"] = num_subs
+    if name:
+        ci["name"] = name
+    if lang:
+        ci["lang"] = lang
+    if version:
+        ci["version"] = version
+    return ci
+
+
+def _sub_detail(t, account=None):
+    """Go: SubDetail, from a ring.sub_tuple. `account` only for subsz and closed clients."""
+    subject, queue, sid, msgs, smax = t
+    d = {}
+    if account:
+        d["account"] = account
+    d["subject"] = subject
+    if queue:
+        d["qgroup"] = queue
+    d["sid"] = sid
+    d["msgs"] = msgs
+    if smax:
+        d["max"] = smax
+    return d
+
+
+def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
+    copts = c.copts
+    last = now - (now_mono - c.last)
+    ci = _conn_info(c.cid, c.host, c.port, c.start, last, None, None, c.rtt, now, c.pb, c.in_msgs,
+                    c.out_msgs, c.in_bytes, c.out_bytes, len(c.subs), copts.get("name") or "",
+                    copts.get("lang") or "", copts.get("version") or "")
+    if c.subs:
+        if subs_det:
+            ci["subscriptions_list_detail"] = [dict(_sub_detail(sub_tuple(sub)), cid=c.cid) for sub in c.subs.values()]
+        elif subs:
+            ci["subscriptions_list"] = [sub.subject.decode("utf-8", "replace") for sub in c.subs.values()]
+    if auth:
+        user = _raw_auth_user(copts)
+        if user:
+            _insert_before(ci, "authorized_user", user, ("subscriptions_list", "subscriptions_list_detail"))
+        if copts.get("jwt"):
+            ci["jwt"] = copts["jwt"]
+    return ci
+
+
+def _closed_conn_info(cc, subs, subs_det, auth):
+    ci = _conn_info(cc.cid, cc.host, cc.port, cc.start, cc.last, cc.stop, cc.reason, cc.rtt, cc.stop,
+                    cc.pending, cc.in_msgs, cc.out_msgs, cc.in_bytes, cc.out_bytes, cc.num_subs, cc.name,
+                    cc.lang, cc.version)
+    if auth and cc.user:
+        ci["authorized_user"] = cc.user
+    if cc.subs:
+        if subs_det:
+            # Go keeps a closed client's subscriptions as newSubDetail, account included.
+            ci["subscriptions_list_detail"] = [dict(_sub_detail(t, GLOBAL_ACCOUNT), cid=cc.cid) for t in cc.subs]
+        elif subs:
+            ci["subscriptions_list"] = [t[0] for t in cc.subs]
+    if auth and cc.jwt:
+        ci["jwt"] = cc.jwt
+    return ci
+
+
+def _insert_before(d, key, value, later):
+    """Add `key` so that it comes before any of the keys in `later` (Go's struct order)."""
+    moved = [(k, d.pop(k)) for k in later if k in d]
+    d[key] = value
+    d.update(moved)
+
+
+def connz(s, opts=None):
+    """Go: Connz."""
+    sort_opt = BY_CID
+    auth = subs = subs_det = False
+    offset = 0
+    limit = DEFAULT_CONN_LIST_SIZE
+    cid = 0
+    state = CONN_OPEN
+    user = acc = ""
+    if opts is not None:
+        if opts.sort:
+            sort_opt = opts.sort
+            if not is_valid(sort_opt):
+                raise MonitorError(f"invalid sorting option: {sort_opt}")
+        auth = opts.username
+        user = opts.user
+        acc = opts.account
+        subs = opts.subscriptions
+        subs_det = opts.subscriptions_detail
+        offset = max(opts.offset, 0)
+        limit = opts.limit if opts.limit > 0 else DEFAULT_CONN_LIST_SIZE
+        state = opts.state
+        if sort_opt == BY_STOP and state != CONN_CLOSED:
+            raise MonitorError("sort by stop only valid on closed connections")
+        if sort_opt == BY_REASON and state != CONN_CLOSED:
+            raise MonitorError("sort by reason only valid on closed connections")
+        if opts.cid > 0:
+            cid = opts.cid
+            limit = 1
+        if opts.filter_subject and opts.filter_subject != FWCS and not acc:
+            raise MonitorError("filter by subject only valid with account filtering")
+
+    now = _now_ns()
+    c = {"server_id": s.server_id, "now": format_time(now), "num_connections": 0, "total": 0,
+         "offset": offset, "limit": limit, "connections": []}
+    if acc and acc != GLOBAL_ACCOUNT:
+        # Go returns early for an unknown account, before it fills in the server id.
+        c["server_id"] = ""
+        c["connections"] = None
+        return c
+
+    clist = s.clients
+    closed = None
+    total = 0
+    if state in (CONN_OPEN, CONN_ALL):
+        total += len(clist)
+    if state in (CONN_CLOSED, CONN_ALL):
+        closed = s.closed_clients.closed_clients()
+        if acc:
+            # Go keeps a closed client's account only when it is not the global one.
+            kept = [cc for cc in closed if cc.acc == acc]
+            total -= len(closed) - len(kept)
+            closed = kept
+        total += len(closed)
+    c["total"] = total
+
+    open_clients = []
+    if cid > 0:
+        # As newer Go: an open connection first, then (state=closed or any) a closed one.
+        if state in (CONN_OPEN, CONN_ALL):
+            client = clist.get(cid)
+            if client is not None:
+                open_clients.append(client)
+                closed = None
+        if not open_clients and closed:
+            closed = [cc for cc in closed if cc.cid == cid][:1]
+    elif state in (CONN_OPEN, CONN_ALL):
+        if user:
+            open_clients = [cl for cl in clist.values() if cl.copts.get("user", "") == user]
+        else:
+            open_clients = list(clist.values())
+    if closed and user:
+        closed = [cc for cc in closed if cc.user == user]
+
+    if opts is not None and opts.filter_subject and opts.filter_subject != FWCS and open_clients:
+        from ..sublist import subject_matches
+        f = opts.filter_subject.encode()
+        open_clients = [cl for cl in open_clients
+                        if any(subject_matches(sub.subject, f) or subject_matches(f, sub.subject)
+                               for sub in cl.subs.values())]
+
+    if not open_clients and not closed:
+        return c
+
+    rows = sort_conns(sort_opt, open_clients, closed, now / 1e9)
+    page = rows[offset:offset + limit]
+    now_s = now / 1e9
+    now_mono = time.monotonic()
+    conns = []
+    for is_open, entry in page:
+        if is_open:
+            conns.append(_open_conn_info(entry, now_s, now_mono, subs, subs_det, auth))
+        else:
+            conns.append(_closed_conn_info(entry, subs, subs_det, auth))
+    c["connections"] = conns
+    c["num_connections"] = len(conns)
+    return c
+
+
+# -- /routez, /gatewayz, /leafz: no server-to-server links yet ---------------------------------
+
+
+@dataclass
+class RoutezOptions:
+    """Go: RoutezOptions."""
+
+    subscriptions: bool = False
+    subscriptions_detail: bool = False
+
+
+def routez(s, opts=None):
+    """Go: Routez. gnatsd has no routes yet."""
+    return {"server_id": s.server_id, "now": format_time(_now_ns()), "num_routes": 0, "routes": []}
+
+
+@dataclass
+class GatewayzOptions:
+    """Go: GatewayzOptions."""
+
+    name: str = ""
+    accounts: bool = False
+    account_name: str = ""
+
+
+def gatewayz(s, opts=None):
+    """Go: Gatewayz, gateways not enabled."""
+    return {"server_id": s.server_id, "now": format_time(_now_ns()),
+            "outbound_gateways": GoMap(), "inbound_gateways": GoMap()}
+
+
+@dataclass
+class LeafzOptions:
+    """Go: LeafzOptions."""
+
+    subscriptions: bool = False
+    account: str = ""
+
+
+def leafz(s, opts=None):
+    """Go: Leafz. No leafnode connections: Go leaves the list nil."""
+    return {"server_id": s.server_id, "now": format_time(_now_ns()), "leafnodes": 0, "leafs": None}
+
+
+# -- /subsz ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SubszOptions:
+    """Go: SubszOptions."""
+
+    offset: int = 0
+    limit: int = 0
+    subscriptions: bool = False
+    account: str = ""
+    test: str = ""
+
+
+def sublist_stats(sl):
+    """Go: Sublist.Stats, as the SublistStats JSON fields."""
+    matches = sl.matches
+    tot = mx = 0
+    cache = sl.cache
+    for r in cache.values():
+        n = len(r.psubs) + len(r.qsubs)
+        tot += n
+        if n > mx:
+            mx = n
+    return {
+        "num_subscriptions": sl.count,
+        "num_cache": len(cache),
+        "num_inserts": sl.inserts,
+        "num_removes": sl.removes,
+        "num_matches": matches,
+        "cache_hit_rate": sl.cache_hits / matches if matches else 0.0,
+        "max_fanout": mx,
+        "avg_fanout": tot / len(cache) if tot else 0.0,
+    }
+
+
+_ZERO_STATS = {"num_subscriptions": 0, "num_cache": 0, "num_inserts": 0, "num_removes": 0, "num_matches": 0,
+               "cache_hit_rate": 0.0, "max_fanout": 0, "avg_fanout": 0.0}
+
+
+def subsz(s, opts=None):
+    """Go: Subsz. With subscriptions, the page of SubDetails under `subscriptions_list`; Go's
+    `total` is the size of that page."""
+    from ..sublist import is_valid_literal_subject, subject_matches
+    subdetail = False
+    offset = 0
+    limit = DEFAULT_SUB_LIST_SIZE
+    test = None
+    filter_acc = ""
+    if opts is not None:
+        subdetail = opts.subscriptions
+        offset = max(opts.offset, 0)
+        limit = opts.limit if opts.limit > 0 else DEFAULT_SUB_LIST_SIZE
+        if opts.test:
+            test = opts.test.encode()
+            if not is_valid_literal_subject(test):
+                raise MonitorError(f"invalid test subject, must be valid publish subject: {opts.test}")
+        filter_acc = opts.account
+    ours = not filter_acc or filter_acc == GLOBAL_ACCOUNT
+    stats = sublist_stats(s.sublist) if ours else dict(_ZERO_STATS)
+    sz = {"server_id": s.server_id, "now": format_time(_now_ns())}
+    sz.update(stats)
+    sz["total"] = 0
+    sz["offset"] = offset
+    sz["limit"] = limit
+    if subdetail and ours:
+        details = []
+        for sub in s.sublist.all_subs():
+            if test is not None and not subject_matches(sub.subject, test):
+                continue
+            client = getattr(sub, "client", None)
+            if client is None:
+                continue
+            details.append(dict(_sub_detail(sub_tuple(sub), GLOBAL_ACCOUNT), cid=client.cid))
+        page = details[offset:offset + limit]
+        if page:
+            sz["subscriptions_list"] = page
+        sz["total"] = len(page)
+    return sz
+
+
+# -- /accountz, /accstatz ----------------------------------------------------------------------
+
+
+@dataclass
+class AccountzOptions:
+    """Go: AccountzOptions."""
+
+    account: str = ""
+
+
+def accountz(s, opts=None):
+    """Go: Accountz. gnatsd has one account, the global `$G`, and no system account yet."""
+    a = {"server_id": s.server_id, "now": format_time(_now_ns())}
+    name = opts.account if opts is not None else ""
+    if not name:
+        a["accounts"] = [GLOBAL_ACCOUNT]
+        return a
+    a["account_detail"] = account_info(s, name)
+    return a
+
+
+def account_info(s, name):
+    """Go: accountInfo."""
+    if name != GLOBAL_ACCOUNT:
+        raise MonitorError(f"Account {name} does not exist")
+    start = time_ns(s.start_time) if s.start_time else _now_ns()
+    return {
+        "account_name": name,
+        "update_time": format_time(start),
+        "expired": False,
+        "complete": True,
+        "jetstream_enabled": False,
+        "leafnode_connections": 0,
+        "client_connections": len(s.clients),
+        "subscriptions": s.sublist.count,
+        "sublist_stats": sublist_stats(s.sublist),
+    }
+
+
+@dataclass
+class AccountStatzOptions:
+    """Go: AccountStatzOptions."""
+
+    accounts: tuple = ()
+    include_unused: bool = False
+
+
+def account_statz(s, opts=None):
+    """Go: AccountStatz. The global account's traffic is the server's."""
+    stz = {"server_id": s.server_id, "now": format_time(_now_ns()), "account_statz": []}
+    wanted = opts.accounts if opts is not None else ()
+    unused = opts.include_unused if opts is not None else False
+    if wanted and GLOBAL_ACCOUNT not in wanted:
+        return stz
+    conns = len(s.clients)
+    if unused or conns:
+        stz["account_statz"].append({
+            "acc": GLOBAL_ACCOUNT,
+            "conns": conns,
+            "leafnodes": 0,
+            "total_conns": conns,
+            "sent": {"msgs": s.out_msgs, "bytes": s.out_bytes},
+            "received": {"msgs": s.in_msgs, "bytes": s.in_bytes},
+            "slow_consumers": s.slow_consumers,
+        })
+    return stz
+
+
+# -- /jsz, /healthz ----------------------------------------------------------------------------
+
+
+@dataclass
+class JSzOptions:
+    """Go: JSzOptions."""
+
+    account: str = ""
+    accounts: bool = False
+    streams: bool = False
+    consumer: bool = False
+    config: bool = False
+    leader_only: bool = False
+    offset: int = 0
+    limit: int = 0
+
+
+ERR_SKIP_ZREQ = "filtered response"  # Go: errSkipZreq
+
+
+def jsz(s, opts=None):
+    """Go: Jsz, JetStream disabled (gnatsd has no JetStream yet)."""
+    if opts is not None and opts.leader_only:
+        raise MonitorError(f"{ERR_SKIP_ZREQ}: not leader")
+    return {
+        "server_id": s.server_id,
+        "now": format_time(_now_ns()),
+        "disabled": True,
+        "config": {"max_memory": 0, "max_storage": 0},
+        "memory": 0,
+        "storage": 0,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "accounts": 0,
+        "ha_assets": 0,
+        "api": {"total": 0, "errors": 0},
+        "streams": 0,
+        "consumers": 0,
+        "messages": 0,
+        "bytes": 0,
+    }
+
+
+@dataclass
+class HealthzOptions:
+    """Go: HealthzOptions."""
+
+    js_enabled_only: bool = False
+    js_server_only: bool = False
+
+
+JS_NOT_ENABLED = "JetStream not enabled (10076)"  # Go: NewJSNotEnabledError().Error()
+
+
+def healthz(s, opts=None):
+    """Go: healthz. {"status": "ok"}, or a status and an error (the handler answers 503)."""
+    if not s.running or s.listener is None:
+        # Go: readyForConnections(time.Millisecond) names the listeners that are not up.
+        return {"status": "error", "error": "failed to be ready for connections after 1ms: server"}
+    if s.opts.jetstream:
+        # Asked for, but gnatsd does not run JetStream yet.
+        return {"status": "unavailable", "error": JS_NOT_ENABLED}
+    return {"status": "ok"}
+
+
+# -- /stacksz, /ipqueuesz ----------------------------------------------------------------------
+
+
+def stacksz():
+    """Go: HandleStacksz's runtime.Stack(all): every thread's and every greenlet's stack."""
+    from gevent.util import format_run_info
+    return "\n".join(format_run_info(thread_stacks=True, greenlet_stacks=True)) + "\n"
+
+
+def ipqueuesz(s, all_queues=False, qfilter=""):
+    """Go: HandleIPQueuesz. gnatsd has no internal queues: an empty map."""
+    return GoMap()
