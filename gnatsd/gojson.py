@@ -9,7 +9,9 @@ way. No socket, no gevent import.
 from __future__ import annotations
 
 import json
+import sys
 
+MAX_DEEP_BRACKETS = 4096
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
@@ -39,7 +41,7 @@ def decode_struct(data, fields, into):
     try:
         value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        value = _loads_deep(text)
     if value is None:
         return into
     if not isinstance(value, dict):
@@ -53,6 +55,24 @@ def decode_struct(data, fields, into):
             raise ValueError(f"json: cannot unmarshal {_kind(item)} into Go struct field .{key} of type {kind}")
         into[key] = item
     return into
+
+
+def _loads_deep(text):
+    """Decode JSON nested deeper than CPython's recursion limit allows (PyPy needs no help).
+
+    Go accepts up to 10,000 levels. The number of brackets bounds the depth; up to
+    MAX_DEEP_BRACKETS (what a default 4 KiB control line can hold) the limit is raised for this
+    one decode, past it the JSON is refused, so the C stack stays small.
+    """
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_DEEP_BRACKETS:
+        raise ValueError("JSON nested too deeply")
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(old + brackets + 100)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def _fits(item, kind):
