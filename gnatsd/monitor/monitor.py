@@ -651,9 +651,67 @@ def healthz(s, opts=None):
 
 
 def stacksz():
-    """Go: HandleStacksz's runtime.Stack(all): every thread's and every greenlet's stack."""
-    from gevent.util import format_run_info
-    return "\n".join(format_run_info(thread_stacks=True, greenlet_stacks=True)) + "\n"
+    """Go: HandleStacksz's runtime.Stack(all): every thread's and every greenlet's stack, in
+    Go's shape ("goroutine 7 [select]:" becomes "greenlet 0x7f.. [suspended] readloop:").
+
+    Greenlets are found among all objects the garbage collector tracks (gevent's
+    format_run_info does the same, but trips over dead weak proxies on PyPy), so the cost
+    grows with the heap: this is a debugging aid.
+    """
+    import gc
+    import sys
+    import threading
+
+    from greenlet import getcurrent, greenlet
+
+    out = []
+    names = {t.ident: t.name for t in threading.enumerate()}
+    current_frames = getattr(sys, "_current_frames", lambda: {})()
+    for ident, frame in current_frames.items():
+        out.append(f"thread {ident:#x} [{names.get(ident, '?')}]:")
+        out.append(_format_stack(frame))
+        out.append("")
+    me = getcurrent()
+    for obj in gc.get_objects():
+        try:
+            if not isinstance(obj, greenlet):
+                continue
+        except ReferenceError:  # a weak proxy whose referent is gone
+            continue
+        g = obj
+        if g.dead:
+            continue
+        if g is me:
+            state, frame = "running", sys._getframe()
+        elif not g:
+            state, frame = "not started", None
+        else:
+            state, frame = "suspended", g.gr_frame
+        out.append(f"greenlet {id(g):#x} [{state}] {_greenlet_name(g)}:")
+        if frame is not None:
+            out.append(_format_stack(frame))
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def _format_stack(frame, limit=200):
+    """traceback.format_stack, oldest call first, stopping where the f_back chain loops
+    (PyPy's greenlets link their frames in a cycle) or after `limit` frames."""
+    import traceback
+    frames = []
+    seen = set()
+    while frame is not None and len(frames) < limit and id(frame) not in seen:
+        seen.add(id(frame))
+        frames.append((frame, frame.f_lineno))
+        frame = frame.f_back
+    frames.reverse()
+    return "".join(traceback.StackSummary.extract(frames).format()).rstrip("\n")
+
+
+def _greenlet_name(g):
+    run = getattr(g, "_run", None) or getattr(g, "run", None)
+    name = getattr(run, "__qualname__", None) or getattr(run, "__name__", None)
+    return name or type(g).__name__
 
 
 def ipqueuesz(s, all_queues=False, qfilter=""):
