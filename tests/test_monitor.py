@@ -13,6 +13,7 @@ import asyncio
 import datetime
 import http.client
 import json
+import os
 import re
 import socket
 import subprocess
@@ -206,8 +207,10 @@ def test_http_base_path(make_server):
 
 def test_gnatsd_command_serves_monitoring(tmp_path):
     """The `gnatsd` command (monkey-patched process): -m -1, found through the ports file."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # this work tree, not an installed copy
     proc = subprocess.Popen([sys.executable, "-m", "gnatsd", "-a", "127.0.0.1", "-p", "-1", "-m", "-1",
-                             "--ports_file_dir", str(tmp_path)], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                             "--ports_file_dir", str(tmp_path)], stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=env)
     try:
         path = check_for(20, lambda: next(iter(tmp_path.glob("*.ports")), None) if proc.poll() is None else
                          pytest.fail(proc.stderr.read()))
@@ -432,6 +435,27 @@ def test_connz_user_and_account_filters(mon, conns):
     # An unknown account: Go returns before it fills in the server id, with a null list.
     cz = getj(mon, "/connz?acc=nope")
     assert (cz["server_id"], cz["connections"], cz["total"], cz["num_connections"]) == ("", None, 0, 0)
+
+
+def test_long_connz_is_streamed_and_the_same(mon):
+    many = [conn(mon) for _ in range(300)]
+    try:
+        host, port = mon.http_addr
+        c = http.client.HTTPConnection(host, port, timeout=10)
+        c.request("GET", "/connz?limit=280&subs=1")
+        resp = c.getresponse()
+        assert resp.getheader("Transfer-Encoding") == "chunked"
+        body = resp.read().decode()
+        cz = json.loads(body)
+        assert [ci["cid"] for ci in cz["connections"]] == list(range(1, 281)) and cz["total"] == 300
+        assert body == gofmt.marshal_indent(cz)  # Go's layout, whether streamed or not
+        status, ctype, body = get(mon, "/connz?callback=f&offset=10")
+        assert (status, ctype) == (200, "application/javascript") and body.startswith("f({\n") and body.endswith("})")
+        assert len(json.loads(body[2:-1])["connections"]) == 290
+        assert len(getj(mon, "/connz?limit=5")["connections"]) == 5  # short answers are not
+    finally:
+        for x in many:
+            x.close()
 
 
 def test_connz_data_function_directly(three):
@@ -933,6 +957,10 @@ def test_marshal():
     assert gofmt.marshal_indent({"a": [1, 2], "b": {"c": 1}}) == ('{\n  "a": [\n    1,\n    2\n  ],\n'
                                                                   '  "b": {\n    "c": 1\n  }\n}')
     assert json.loads(gofmt.marshal_indent(v)) == json.loads(gofmt.marshal(v))
+    big = {"a": 1, "list": [{"i": i, "s": [i]} for i in range(300)], "m": gofmt.GoMap({"b": 1}), "e": []}
+    pieces = list(gofmt.iter_marshal_indent(big, every=128))
+    assert len(pieces) == 3 and "".join(pieces) == gofmt.marshal_indent(big)
+    assert list(gofmt.iter_marshal_indent({})) == ["{}"]
 
 
 @pytest.mark.parametrize("s, value", [("0", 0), ("+5", 5), ("-5", -5), ("9223372036854775807", 2**63 - 1),

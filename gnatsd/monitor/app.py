@@ -7,15 +7,18 @@ return (STYLE.md, "For gnatsd" 12). Parameters are decoded as Go decodes them (s
 bad one gets Go's 400 text; so does an option the data function refuses (MonitorError).
 
 Concurrency: the WSGI server is created in Server.start, on the hub of the thread that runs
-the server, so requests are greenlets beside the connections' readloops. A view runs to
-completion without yielding (no I/O but reading /proc), so it sees the server between two
-switches and holds up message delivery only while it formats its answer.
+the server, so requests are greenlets beside the connections' readloops. A view takes its
+data without yielding (no I/O but reading /proc), so it sees the server between two switches;
+a long answer (a /connz or /subsz page) is then encoded and written in pieces, with a switch
+to the hub between them (respond_json), so that message delivery is not held up for the
+whole of it.
 """
 from __future__ import annotations
 
 import logging
 import posixpath
 
+import gevent
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.logging import default_handler
 from gevent import socket
@@ -24,7 +27,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .. import const
 from . import MonitorStartError
-from .gofmt import NumError, atoi, marshal, marshal_indent, parse_bool, parse_uint
+from .gofmt import NumError, atoi, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
 from .monitor import (
@@ -126,11 +129,45 @@ def decode_subs():
 
 
 def response_handler(data, status=200):
-    """Go: ResponseHandler. JSON, or JSONP when the query names a `callback`."""
+    """Go: ResponseHandler. JSON, or JSONP when the query names a `callback`. `data` is the
+    text, or an iterator of text pieces (written as they come, chunked)."""
     callback = _arg("callback")
+    ctype = JSON
     if callback:
-        return Response(f"{callback}({data})", status=status, content_type="application/javascript")
-    return Response(data, status=status, content_type=JSON)
+        ctype = "application/javascript"
+        if isinstance(data, str):
+            data = f"{callback}({data})"
+        else:
+            data = _wrapped(callback, data)
+    return Response(data, status=status, content_type=ctype)
+
+
+def _wrapped(callback, pieces):
+    yield callback + "("
+    yield from pieces
+    yield ")"
+
+
+STREAM_OVER = 256  # list elements past which an answer is streamed
+
+
+def respond_json(data):
+    """Go's MarshalIndent of `data`, through response_handler.
+
+    A long list (a /connz or /subsz page) is written in pieces, with a switch to the hub
+    between them: the data is a snapshot taken without yielding, and only its encoding is
+    spread out, so message delivery does not wait for the whole answer to be formatted.
+    """
+    if any(isinstance(v, list) and len(v) > STREAM_OVER for v in data.values()):
+        return response_handler(_cooperative(iter_marshal_indent(data)))
+    return response_handler(marshal_indent(data))
+
+
+def _cooperative(pieces):
+    for i, piece in enumerate(pieces):
+        if i:
+            gevent.sleep(0)
+        yield piece
 
 
 def _bad_request(e):
@@ -209,7 +246,7 @@ def handle_connz():
                         offset=offset, limit=limit, cid=cid, mqtt_client=_arg("mqtt_client"), state=state,
                         user=_arg("user"), account=_arg("acc"))
     _count(CONNZ_PATH)
-    return response_handler(marshal_indent(connz(_server(), opts)))
+    return respond_json(connz(_server(), opts))
 
 
 def handle_routez():
@@ -249,7 +286,7 @@ def handle_subsz():
     st = subsz(_server(), opts)
     if not st.get("subscriptions_list"):
         st = {k: st[k] for k in _SUBLIST_STATS_KEYS}
-    return response_handler(marshal_indent(st))
+    return respond_json(st)
 
 
 def handle_stacksz():
@@ -383,10 +420,17 @@ def create_app(server, base="/"):
 
 
 class _Handler(WSGIHandler):
-    """pywsgi's handler with an idle timeout, so silent connections do not hold a pool slot."""
+    """pywsgi's handler with an idle timeout, so silent connections do not hold a pool slot,
+    and TCP_NODELAY (as Go sets on every connection): pywsgi writes the status line and
+    headers apart from the body, and with Nagle's algorithm a keep-alive client then waits
+    for its delayed ACK, 40 ms per response."""
 
     def handle(self):
         self.socket.settimeout(HTTP_IDLE_TIMEOUT)
+        try:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         return super().handle()
 
 

@@ -44,6 +44,8 @@ def _escape(m):
 
 def quote(s):
     """A JSON string as Go writes it: <, >, & and control characters as \\u00XX (lower-case hex)."""
+    if _NEEDS_ESCAPE.search(s) is None:
+        return '"' + s + '"'
     return '"' + _NEEDS_ESCAPE.sub(_escape, s) + '"'
 
 
@@ -123,6 +125,39 @@ def marshal_indent(v):
     out = []
     _encode(v, out, "\n")
     return "".join(out)
+
+
+def iter_marshal_indent(v, every=128):
+    """marshal_indent's text in pieces: a list directly under the top-level object is cut
+    after every `every` elements, so that the caller can let other greenlets run while a
+    long /connz or /subsz answer is written. "".join() of the pieces is marshal_indent(v)."""
+    if not isinstance(v, dict) or not v or isinstance(v, GoMap):
+        yield marshal_indent(v)
+        return
+    out = ["{"]
+    first = True
+    for key, value in v.items():
+        if not first:
+            out.append(",")
+        first = False
+        out.append("\n  ")
+        out.append(quote(key))
+        out.append(": ")
+        if isinstance(value, (list, tuple)) and len(value) > every:
+            out.append("[")
+            for i, item in enumerate(value):
+                if i:
+                    out.append(",")
+                out.append("\n    ")
+                _encode(item, out, "\n    ")
+                if i % every == every - 1:
+                    yield "".join(out)
+                    out = []
+            out.append("\n  ]")
+        else:
+            _encode(value, out, "\n  ")
+    out.append("\n}")
+    yield "".join(out)
 
 
 def marshal(v):
