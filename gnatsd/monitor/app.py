@@ -8,10 +8,11 @@ bad one gets Go's 400 text; so does an option the data function refuses (Monitor
 
 Concurrency: the WSGI server is created in Server.start, on the hub of the thread that runs
 the server, so requests are greenlets beside the connections' readloops. A view takes its
-data without yielding (no I/O but reading /proc), so it sees the server between two switches;
-a long answer (a /connz or /subsz page) is then encoded and written in pieces, with a switch
-to the hub between them (respond_json), so that message delivery is not held up for the
-whole of it.
+data without yielding (no I/O but reading /proc), so it sees the server between two
+switches; only /connz and /subsz, whose pages can hold thousands of entries, choose their
+entries at once and then fill, encode and write them in pieces with a switch to the hub
+between them (`pause=_hub_switch`, respond_json), so that message delivery is not held up
+for a whole page.
 """
 from __future__ import annotations
 
@@ -166,8 +167,13 @@ def respond_json(data):
 def _cooperative(pieces):
     for i, piece in enumerate(pieces):
         if i:
-            gevent.sleep(0)
+            _hub_switch()
         yield piece
+
+
+def _hub_switch():
+    """Let every other ready greenlet (readloops, writeloops) run, then carry on."""
+    gevent.sleep(0)
 
 
 def _bad_request(e):
@@ -246,7 +252,7 @@ def handle_connz():
                         offset=offset, limit=limit, cid=cid, mqtt_client=_arg("mqtt_client"), state=state,
                         user=_arg("user"), account=_arg("acc"))
     _count(CONNZ_PATH)
-    return respond_json(connz(_server(), opts))
+    return respond_json(connz(_server(), opts, pause=_hub_switch))
 
 
 def handle_routez():
@@ -283,7 +289,7 @@ def handle_subsz():
     offset = decode_int("offset")
     limit = decode_int("limit")
     opts = SubszOptions(offset=offset, limit=limit, subscriptions=subs, account=_arg("acc"), test=_arg("test"))
-    st = subsz(_server(), opts)
+    st = subsz(_server(), opts, pause=_hub_switch)
     if not st.get("subscriptions_list"):
         st = {k: st[k] for k in _SUBLIST_STATS_KEYS}
     return respond_json(st)

@@ -290,8 +290,17 @@ def _insert_before(d, key, value, later):
     d.update(moved)
 
 
-def connz(s, opts=None):
-    """Go: Connz."""
+PAUSE_EVERY = 128  # entries filled between two calls of a data function's `pause`
+
+
+def connz(s, opts=None, pause=None):
+    """Go: Connz.
+
+    Which connections, and in what order, is decided without yielding. The page's ConnInfos
+    are then filled `PAUSE_EVERY` at a time, calling `pause()` in between when given (the
+    HTTP view passes a switch to the hub, so a long page does not hold up message delivery):
+    as in Go, which locks one client at a time, each entry is consistent on its own.
+    """
     sort_opt = BY_CID
     auth = subs = subs_det = False
     offset = 0
@@ -379,7 +388,9 @@ def connz(s, opts=None):
     now_s = now / 1e9
     now_mono = time.monotonic()
     conns = []
-    for is_open, entry in page:
+    for i, (is_open, entry) in enumerate(page):
+        if pause is not None and i and not i % PAUSE_EVERY:
+            pause()  # `now` stays the page's; clients active meanwhile show an idle of 0s
         if is_open:
             conns.append(_open_conn_info(entry, now_s, now_mono, subs, subs_det, auth))
         else:
@@ -473,9 +484,9 @@ _ZERO_STATS = {"num_subscriptions": 0, "num_cache": 0, "num_inserts": 0, "num_re
                "cache_hit_rate": 0.0, "max_fanout": 0, "avg_fanout": 0.0}
 
 
-def subsz(s, opts=None):
+def subsz(s, opts=None, pause=None):
     """Go: Subsz. With subscriptions, the page of SubDetails under `subscriptions_list`; Go's
-    `total` is the size of that page."""
+    `total` is the size of that page. `pause` as for connz."""
     from ..sublist import is_valid_literal_subject, subject_matches
     subdetail = False
     offset = 0
@@ -499,15 +510,14 @@ def subsz(s, opts=None):
     sz["offset"] = offset
     sz["limit"] = limit
     if subdetail and ours:
-        details = []
-        for sub in s.sublist.all_subs():
-            if test is not None and not subject_matches(sub.subject, test):
-                continue
-            client = getattr(sub, "client", None)
-            if client is None:
-                continue
-            details.append(dict(_sub_detail(sub_tuple(sub), GLOBAL_ACCOUNT), cid=client.cid))
-        page = details[offset:offset + limit]
+        found = [sub for sub in s.sublist.all_subs()
+                 if getattr(sub, "client", None) is not None
+                 and (test is None or subject_matches(sub.subject, test))]
+        page = []
+        for i, sub in enumerate(found[offset:offset + limit]):
+            if pause is not None and i and not i % PAUSE_EVERY:
+                pause()
+            page.append(dict(_sub_detail(sub_tuple(sub), GLOBAL_ACCOUNT), cid=sub.client.cid))
         if page:
             sz["subscriptions_list"] = page
         sz["total"] = len(page)
