@@ -453,6 +453,13 @@ def test_long_connz_is_streamed_and_the_same(mon):
         assert (status, ctype) == (200, "application/javascript") and body.startswith("f({\n") and body.endswith("})")
         assert len(json.loads(body[2:-1])["connections"]) == 290
         assert len(getj(mon, "/connz?limit=5")["connections"]) == 5  # short answers are not
+        # The page is filled 128 entries at a time, with a pause (a hub switch) in between.
+        pauses = []
+        cz = on_hub(mon, lambda: connz(mon, ConnzOptions(limit=300), pause=lambda: pauses.append(1)))
+        assert len(cz["connections"]) == 300 and len(pauses) == 2
+        pauses.clear()
+        sz = on_hub(mon, lambda: subsz(mon, SubszOptions(subscriptions=True), pause=lambda: pauses.append(1)))
+        assert sz["total"] == 0 and pauses == []
     finally:
         for x in many:
             x.close()
