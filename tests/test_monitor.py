@@ -205,6 +205,21 @@ def test_http_base_path(make_server):
     assert base_path("/mon", "/varz") == "/mon/varz" and base_path("/", "/varz") == "/varz"
 
 
+def test_config_file_monitoring_keys(tmp_path, make_server):
+    from gnatsd.opts import process_config_file
+    conf = tmp_path / "m.conf"
+    conf.write_text('http: "127.0.0.1:-1"\nhttp_base_path: "/nats"\n')
+    o = Options()
+    process_config_file(o, str(conf))
+    assert (o.http_host, o.http_port, o.http_base_path) == ("127.0.0.1", -1, "/nats")
+    s = make_server(http_host=o.http_host, http_port=o.http_port, http_base_path=o.http_base_path)
+    assert getj(s, "/nats/varz")["http_base_path"] == "/nats"
+    conf.write_text("monitor_port: 8222\n")
+    o = Options()
+    process_config_file(o, str(conf))
+    assert o.http_port == 8222
+
+
 def test_gnatsd_command_serves_monitoring(tmp_path):
     """The `gnatsd` command (monkey-patched process): -m -1, found through the ports file."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))  # this work tree, not an installed copy
