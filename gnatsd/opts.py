@@ -52,11 +52,12 @@ class Options:
     http_base_path: str = ""
     max_closed_clients: int = 10000  # Go: MaxClosedClients, closed connections kept for /connz
     prof_port: int = 0
-    # auth (single user or token, from the command line; config files add more)
+    # auth (single user or token, from the command line or an authorization block)
     username: str = ""
     password: str = ""
     authorization: str = ""  # token
     auth_timeout: float = const.AUTH_TIMEOUT
+    no_auth_user: str = ""  # Go: NoAuthUser; needs a users list, which gnatsd does not read yet
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
@@ -101,6 +102,10 @@ class ConfigErr(ValueError):
         super().__init__(reason)
         self.token = token
         self.reason = reason
+
+    @property
+    def source_file(self):
+        return self.token.source_file if self.token is not None else ""
 
     @property
     def line(self):
@@ -224,6 +229,10 @@ def parse_listen(v):
 
 
 def _describe(v):
+    if isinstance(v, dict):
+        return "a map"
+    if isinstance(v, list):
+        return "an array"
     if isinstance(v, bool):
         return f"boolean {str(v).lower()}"
     if isinstance(v, int):
@@ -337,14 +346,26 @@ def _trace_verbose(o, k, tk, errors, warnings):
 
 
 def _jetstream(o, k, tk, errors, warnings):
-    """Go: parseJetStream, for its scalar forms (the map form needs the full format)."""
+    """Go: parseJetStream. JetStream off (false, "disabled", or a block with `enabled: false`)
+    is honoured; a config that turns it on is refused until gnatsd has it."""
     v = tk.value
     if isinstance(v, bool):
-        o.jetstream = v
+        enabled = v
     elif isinstance(v, str) and v.lower() in ("enabled", "enable", "disabled", "disable"):
-        o.jetstream = v.lower().startswith("enable")
+        enabled = v.lower().startswith("enable")
+    elif isinstance(v, dict):
+        enabled = True  # Go: a jetstream block turns it on unless it says otherwise
+        for mk, mtk in v.items():
+            key = mk.lower()
+            if key in ("enabled", "enable"):
+                enabled = _want(f"{k} {mk}", mtk, "bool")
+            elif key in ("disabled", "disable"):
+                enabled = not _want(f"{k} {mk}", mtk, "bool")
     else:
-        raise ConfigErr(tk, f"{k}: expected true/false, \"enabled\" or \"disabled\", got {_describe(v)}")
+        raise ConfigErr(tk, f"{k}: expected true/false, \"enabled\", \"disabled\" or a map, got {_describe(v)}")
+    if enabled:
+        raise ConfigErr(tk, f"{k} is not yet supported by gnatsd")
+    o.jetstream = False
 
 
 def _lame_duck_duration(o, k, tk, errors, warnings):
@@ -368,6 +389,120 @@ def _lame_duck_grace_period(o, k, tk, errors, warnings):
     if d < 0:
         raise ConfigErr(tk, "invalid lame_duck_grace_period, needs to be positive")
     o.lame_duck_grace_period = d
+
+
+# -- authorization and the blocks of features that come later ----------------------------------
+
+_BCRYPT = re.compile(r"^\$2[abxy]\$\d{2}\$")  # Go: validBcryptPrefix
+_AUTH_LATER = ("users", "default_permission", "default_permissions", "permissions")
+
+
+def _authorization(o, k, tk, errors, warnings):
+    """Go: parseAuthorization, for the single user/password or token it can hold (Go:
+    Options.Username, Password, Authorization, AuthTimeout). Users lists and permissions
+    are refused until gnatsd has them."""
+    v = tk.value
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"{k}: expected a map such as {{ user: alice, password: secret }} or {{ token: secret }}, "
+                            f"got {_describe(v)}")
+    user = password = token = ""
+    timeout = 0.0
+    secrets = []
+    ok = True
+    for mk, mtk in v.items():
+        key = mk.lower()
+        try:
+            if key in ("user", "username"):
+                user = _want(f"{k} {mk}", mtk, "str")
+            elif key in ("pass", "password"):
+                password = _want(f"{k} {mk}", mtk, "str")
+                secrets.append((mk, mtk, password))
+            elif key == "token":
+                token = _want(f"{k} {mk}", mtk, "str")
+                secrets.append((mk, mtk, token))
+            elif key == "timeout":
+                t = mtk.value
+                if isinstance(t, bool) or not isinstance(t, (int, float)):
+                    raise ConfigErr(mtk, f"{k} {mk}: expected a number of seconds such as 2 or 0.5, got {_describe(t)}")
+                if t < 0:
+                    raise ConfigErr(mtk, f"{k} {mk}: must be zero or more seconds, got {t:g}")
+                timeout = float(t)
+            elif key in _AUTH_LATER:
+                raise ConfigErr(mtk, f"{k} {mk} is not yet supported by gnatsd (an authorization block may only "
+                                     "hold user, password, token and timeout for now)")
+            elif not mtk.used_variable:
+                raise UnknownConfigFieldErr(mtk, mk, f" in {k}")
+        except ConfigErr as e:
+            errors.append(e)
+            ok = False
+    for mk, mtk, secret in secrets:
+        if _BCRYPT.match(secret):
+            errors.append(ConfigErr(mtk, f"{k} {mk}: bcrypt-hashed secrets are not yet supported by gnatsd "
+                                         "(give the secret in plain text)"))
+            ok = False
+    if not ok:
+        return
+    if (user or password) and token:
+        raise ConfigErr(tk, "Cannot have a user/pass and token")  # Go's text
+    o.username, o.password, o.authorization = user, password, token
+    o.auth_timeout = timeout or const.AUTH_TIMEOUT  # Go: 0 means the default (setBaselineOptions)
+
+
+def _no_auth_user(o, k, tk, errors, warnings):
+    """Go: NoAuthUser, checked by validateNoAuthUser against the users lists, which gnatsd
+    cannot read yet: so it is always refused, with Go's message."""
+    o.no_auth_user = _want(k, tk, "str")
+    raise ConfigErr(tk, f"{k}: \"{o.no_auth_user}\" present, but users are not defined (users lists in "
+                        "authorization or accounts are not yet supported by gnatsd)")
+
+
+_KIND_WORDS = {"map": "a map", "array": "an array", "str": "a string", "bool": "a boolean (true/false)",
+               "int": "an integer", "strings": "an array of strings"}
+
+
+def _is_kind(v, kind):
+    if kind == "map":
+        return isinstance(v, dict)
+    if kind == "array":
+        return isinstance(v, list)
+    if kind == "strings":
+        return isinstance(v, list) and all(isinstance(t.value, str) for t in v)
+    if kind == "str":
+        return isinstance(v, str)
+    if kind == "bool":
+        return isinstance(v, bool)
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _later(kinds, honoured=None):
+    """A field for a feature gnatsd does not have yet (Go: parseCluster, parseTLS, ...).
+
+    Its value must have one of the shapes Go accepts (`kinds`: a block is a map); then,
+    unless `honoured(value)` says gnatsd already does what it asks (off, false), it is
+    refused: the server does not start without the feature. What is inside a block is not
+    checked: newer nats-server releases add keys, and the whole block is refused anyway.
+    """
+    def handler(o, k, tk, errors, warnings):
+        v = tk.value
+        if not any(_is_kind(v, kind) for kind in kinds):
+            want = " or ".join(_KIND_WORDS[kind] for kind in kinds)
+            raise ConfigErr(tk, f"{k}: expected {want}, got {_describe(v)}")
+        if honoured is not None and honoured(v):
+            return
+        raise ConfigErr(tk, f"{k} is not yet supported by gnatsd")
+    handler.later = True
+    return handler
+
+
+def _is_false(v):
+    return v is False
+
+
+_block = _later(("map",))
+_accounts = _later(("map", "array"))
+_operators = _later(("str", "strings"))
+_resolver = _later(("str", "map"))
+_strings_later = _later(("str", "strings"))
 
 
 # Go: the switch in processConfigFileLine, as a table. Keys are matched in lower case.
@@ -415,19 +550,52 @@ CONFIG_FIELDS = {
     "lame_duck_duration": _lame_duck_duration,
     "lame_duck_grace_period": _lame_duck_grace_period,
     "no_header_support": _set("no_header_support", "bool"),
+    "authorization": _authorization,
+    "no_auth_user": _no_auth_user,
+    # Go knows these; gnatsd checks their shape, then refuses them (unless they ask for nothing).
+    "cluster": _block,
+    "gateway": _block,
+    "leaf": _block,
+    "leafnodes": _block,
+    "websocket": _block,
+    "ws": _block,
+    "mqtt": _block,
+    "tls": _block,
+    "accounts": _accounts,
+    "mappings": _block,
+    "maps": _block,
+    "operator": _operators,
+    "operators": _operators,
+    "roots": _operators,
+    "root": _operators,
+    "root_operators": _operators,
+    "root_operator": _operators,
+    "resolver": _resolver,
+    "account_resolver": _resolver,
+    "accounts_resolver": _resolver,
+    "resolver_tls": _block,
+    "resolver_preload": _block,
+    "resolver_pinned_accounts": _strings_later,
+    "system_account": _later(("str",)),
+    "system": _later(("str",)),
+    "trusted": _strings_later,
+    "trusted_keys": _strings_later,
+    "server_tags": _strings_later,
+    "default_js_domain": _block,
+    "ocsp": _later(("bool", "map"), honoured=_is_false),
+    "disable_sublist_cache": _later(("bool",), honoured=_is_false),
+    "no_sublist_cache": _later(("bool",), honoured=_is_false),
+    "max_sub_tokens": _later(("int",)),
+    "max_subscription_tokens": _later(("int",)),
+    # Honoured as they are: gnatsd has no system account, and without TLS, routes,
+    # gateways or leafnodes these have nothing to change.
+    "no_system_account": _later(("bool",), honoured=lambda v: True),
+    "no_system": _later(("bool",), honoured=lambda v: True),
+    "no_sys_acc": _later(("bool",), honoured=lambda v: True),
+    "allow_non_tls": _later(("bool",), honoured=lambda v: True),
+    "connect_error_reports": _later(("int",), honoured=lambda v: True),
+    "reconnect_error_reports": _later(("int",), honoured=lambda v: True),
 }
-
-# Fields nats-server knows that gnatsd does not read yet. Most are maps or arrays, which the
-# parser already refuses; these catch their scalar forms with a clearer word than "unknown".
-NOT_YET_SUPPORTED_FIELDS = frozenset((
-    "authorization", "accounts", "cluster", "gateway", "leaf", "leafnodes", "tls", "websocket", "mqtt",
-    "mappings", "maps", "operator", "operators", "roots", "root", "root_operators", "root_operator",
-    "resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload",
-    "resolver_pinned_accounts", "system_account", "system", "no_system_account", "no_system", "no_sys_acc",
-    "no_auth_user", "trusted", "trusted_keys", "ocsp", "allow_non_tls",
-    "disable_sublist_cache", "no_sublist_cache", "max_sub_tokens", "max_subscription_tokens",
-    "default_js_domain", "connect_error_reports", "reconnect_error_reports", "server_tags", "jetstream_max_memory",
-))
 
 
 def process_config_file_line(o, k, tk, errors, warnings):
@@ -436,10 +604,11 @@ def process_config_file_line(o, k, tk, errors, warnings):
     key = k.lower()
     handler = CONFIG_FIELDS.get(key)
     if handler is None:
-        if key in NOT_YET_SUPPORTED_FIELDS:
-            errors.append(ConfigErr(tk, f"field \"{k}\" is not yet supported by gnatsd"))
+        if tk.used_variable:  # a variable, used by a `$name` reference (Go: IsUsedVariable)
             return
-        close = difflib.get_close_matches(key, CONFIG_FIELDS, n=1)
+        # suggest a field gnatsd reads before one it refuses
+        close = (difflib.get_close_matches(key, [f for f, h in CONFIG_FIELDS.items() if not hasattr(h, "later")], n=1)
+                 or difflib.get_close_matches(key, CONFIG_FIELDS, n=1, cutoff=0.8))
         errors.append(UnknownConfigFieldErr(tk, k, f" (did you mean \"{close[0]}\"?)" if close else ""))
         return
     try:
@@ -449,11 +618,12 @@ def process_config_file_line(o, k, tk, errors, warnings):
 
 
 def process_config_file(o, config_file):
-    """Go: Options.ProcessConfigFile. Updates `o` from the file.
+    """Go: Options.ProcessConfigFile. Updates `o` from the file (and the files it includes).
 
     Raises OSError when the file cannot be read, and ProcessConfigErr with every syntax and
-    value error (and warning) found, each at its `file:line:col`. When it raises with only
-    warnings, `o` is complete and the server may start (Go prints them and goes on).
+    value error (and warning) found, each at its `file:line:col`, in file order (the main
+    file first, then the included ones). When it raises with only warnings, `o` is complete
+    and the server may start (Go prints them and goes on).
     """
     o.config_file = config_file
     if not config_file:
@@ -465,8 +635,15 @@ def process_config_file(o, config_file):
     for k, tk in mapping.items():
         process_config_file_line(o, k, tk, errors, warnings)
     if errors or warnings:
-        errors.sort(key=lambda e: (e.line, e.pos))
-        warnings.sort(key=lambda e: (e.line, e.pos))
+        rank = {}
+        for i, f in enumerate(parser.files):
+            rank.setdefault(f, i)
+
+        def where(e):
+            return rank.get(e.source_file, len(rank)), e.line, e.pos
+
+        errors.sort(key=where)
+        warnings.sort(key=where)
         raise ProcessConfigErr(errors, warnings, config_file)
 
 

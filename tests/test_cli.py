@@ -25,6 +25,8 @@ import pytest
 from conftest import INFO_RE, PONG_RE, RawConn, check_for
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run this work tree, not a copy of gnatsd installed in site-packages (the commands run in tmp dirs).
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
 TS = r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6}"
 START_TIMEOUT = 20.0  # a cold interpreter importing gevent on a loaded machine
 
@@ -41,7 +43,8 @@ class Gnatsd:
         if ports:
             cmd += ["--ports_file_dir", str(self.ports_dir)]
         cmd += list(args)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                     env=ENV)
         self.lines = []
         self.stdout = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -119,11 +122,12 @@ def run(args, tmp_path, timeout=30):
     return run_all([args], tmp_path, timeout)[0]
 
 
-def run_all(arg_lists, tmp_path, timeout=30):
+def run_all(arg_lists, tmp_path, timeout=30, env=None):
     """Run several gnatsd commands at once (an interpreter start is most of their time,
-    about a second on PyPy); CompletedProcess for each, in order."""
+    about a second on PyPy); CompletedProcess for each, in order. `env` adds variables."""
+    env = dict(ENV, **(env or {}))
     procs = [(args, subprocess.Popen([sys.executable, "-m", "gnatsd", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=tmp_path)) for args in arg_lists]
+                                     stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)) for args in arg_lists]
     results = []
     for args, proc in procs:
         try:
@@ -188,16 +192,39 @@ def test_check_config(tmp_path):
 def test_config_errors_exit_1_with_locations(tmp_path):
     path = tmp_path / "bad.conf"
     path.write_text('port: 4222\nmax_payload: 1XB\nserver_name: "unterminated\nfoo: bar\n'
-                    "authorization {\n  token: secret\n}\nping_interval: 10x\n")
+                    'authorization {\n  token: "secret"\n}\ncluster {\n  port: 6222\n}\nping_interval: 10x\n')
     r = run(["-c", str(path)], tmp_path)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     lines = r.stderr.splitlines()
-    assert [line.split(": ", 1)[0] for line in lines[:-1]] == [f"{path}:{n}" for n in ("2:1", "3:14", "4:1", "5:1",
-                                                                                       "8:1")]
-    assert 'unknown field "foo"' in lines[2]
-    assert "maps ({ ... }) arrive with the full NATS config format" in lines[3]
+    assert [line.split(": ", 1)[0] for line in lines[:-1]] == [f"{path}:{n}" for n in ("2:1", "3:14", "4:1", "8:1",
+                                                                                       "11:1")]
+    assert lines[1].endswith('unterminated quoted string (missing closing "): the next " is at 6:10, and what '
+                             'follows it there is not valid')
+    assert lines[2].endswith('unknown field "foo"')
+    assert lines[3].endswith("cluster is not yet supported by gnatsd")
     assert lines[-1] == f"gnatsd: 5 errors in configuration file {path}"
+
+
+def test_check_config_with_includes_and_variables(tmp_path):
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "limits.conf").write_text("MAXC = 100\nmax_payload: 2MB\nauthorization { token: $TOKEN }\n")
+    (tmp_path / "ok.conf").write_text("listen: 127.0.0.1:4333\ninclude conf.d/limits.conf\nmax_connections: $MAXC\n")
+    (tmp_path / "refused.conf").write_text("port: 4222\njetstream {\n  store_dir: /data\n}\ntls {\n  cert_file: c.pem\n}\n")
+    (tmp_path / "undefined.conf").write_text("port: $NOPE\n")
+    ok, refused, undefined = run_all([["-t", "-c", "ok.conf"], ["-t", "-c", "refused.conf"],
+                                      ["-t", "--config", "undefined.conf"]], tmp_path, env={"TOKEN": "s3cret"})
+    assert (ok.returncode, ok.stderr.strip()) == (0, "gnatsd: configuration file ok.conf is valid")
+    assert (refused.returncode, refused.stderr.splitlines()) == (1, [
+        "refused.conf:2:1: jetstream is not yet supported by gnatsd",
+        "refused.conf:5:1: tls is not yet supported by gnatsd",
+        "gnatsd: 2 errors in configuration file refused.conf"])
+    assert (undefined.returncode, undefined.stderr.splitlines()[0]) == (1, (
+        "undefined.conf:1:7: variable reference for '$NOPE' can not be found: define NOPE earlier in this file (or "
+        "in an enclosing map), or set the environment variable NOPE"))
+    no_token = run(["-t", "-c", "ok.conf"], tmp_path)
+    assert no_token.returncode == 1
+    assert no_token.stderr.splitlines()[0].startswith("conf.d/limits.conf:3:24: variable reference for '$TOKEN' can")
 
 
 def test_missing_config_file(tmp_path):
