@@ -28,7 +28,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .. import const
 from . import MonitorStartError
-from .gofmt import NumError, atoi, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
+from .gofmt import NumError, atoi, go_quote, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
 from .monitor import (
@@ -336,14 +336,9 @@ def handle_healthz():
     hs = healthz(_server(), opts)
     status = 200
     if hs.get("error"):
-        log.warning("Healthcheck failed: %s", _go_q(hs["error"]))
+        log.warning("Healthcheck failed: %s", go_quote(hs["error"]))
         status = 503
     return response_handler(marshal(hs), status)
-
-
-def _go_q(s):
-    from .gofmt import go_quote
-    return go_quote(s)
 
 
 def handle_ipqueuesz():

@@ -24,7 +24,7 @@ from .. import const
 from .gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
 from .pse import ProcUsage
 from .ring import sub_tuple
-from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, last_wall, sort_conns
+from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, sort_conns
 
 GLOBAL_ACCOUNT = "$G"  # Go: globalAccountName
 DEFAULT_CONN_LIST_SIZE = 1024  # Go: DefaultConnListSize
