@@ -175,7 +175,8 @@ class Lexer:
         self.top_braces = 0  # open top-level '{' (JSON)
         self.last_array_at = -1  # where the last array closed opened, for the IPv6 hint
         # A quoted string that spans lines and just closed, until its line ends well:
-        # (opening quote, emitted count, stack, containers, top braces), to go back there.
+        # (opening quote, closing quote, emitted count, stack, containers, top braces), to
+        # go back there.
         self.multiline = None
         self.eof_explained = False  # an unterminated string or block already explains the EOF
         self._line_starts = [0]
@@ -263,10 +264,10 @@ class Lexer:
         most likely means that its opening quote was never closed, and that the string ran
         on to the next quote. Go back to the opening quote, report it, and go on with the
         line after it."""
-        opened, count, stack, containers, top_braces = self.multiline
+        opened, closed, count, stack, containers, top_braces = self.multiline
         self.multiline = None
         quote = self.input[opened]
-        line, col = self.location(self.input.index(quote, opened + 1))
+        line, col = self.location(closed)
         del self.emitted[count:]
         self.stack, self.containers, self.top_braces = stack, containers, top_braces
         self.report(f"unterminated quoted string (missing closing {quote}): the next {quote} is at {line}:{col}, "
@@ -616,8 +617,8 @@ class Lexer:
     def _quoted_string_end(self):
         opened = self.tok_start - 1
         if "\n" in self.input[opened:self.pos]:
-            self.multiline = (opened, len(self.emitted), list(self.stack), [c[:] for c in self.containers],
-                              self.top_braces)
+            self.multiline = (opened, self.pos - 1, len(self.emitted), list(self.stack),
+                              [c[:] for c in self.containers], self.top_braces)
         self.backup()
         self.emit(ItemType.STRING)
         self.next()
