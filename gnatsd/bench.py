@@ -523,6 +523,7 @@ def _sub_worker(idx, cfg, counters, stamps, start_evt, stop_evt, results, parent
     last = 0.0
     rest = conn.rest
     conn.rest = b""
+    pending = 0  # bytes still to come of an expected frame whose header has been seen
     while not expect or count + conn.msgs < expect:
         try:
             data = recv(RECV_BYTES)
@@ -534,15 +535,25 @@ def _sub_worker(idx, cfg, counters, stamps, start_evt, stop_evt, results, parent
             raise conn.closed_error(e) from None
         if not data:
             raise conn.closed_error()
-        if rest:
-            data = rest + data
         n = len(data)
-        pos = 0
         before = count + conn.msgs
+        pos = 0
+        if pending:  # the rest of a large payload: skipped, never copied
+            if n < pending:
+                pending -= n
+                continue
+            pos = pending
+            pending = 0
+            count += 1
+        elif rest:
+            data = rest + data
+            n = len(data)
         while pos < n:
             if data.startswith(hdr, pos):
                 nxt = pos + flen
                 if nxt > n:
+                    pending = nxt - n
+                    pos = n
                     break
                 count += 1
                 pos = nxt

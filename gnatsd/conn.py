@@ -33,7 +33,7 @@ from .errors import (
     ClosedState,
     ProtocolError,
 )
-from . import gojson
+from . import gofmt, gojson
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .parser import Parser
 from .trace import install_tracing
@@ -85,19 +85,8 @@ STALL_MAX = 1.0  # Go: stallClientMaxDuration
 
 
 def go_quote(b):
-    """Go's %q for the subjects quoted in -ERR texts."""
-    out = ['"']
-    for ch in b.decode("utf-8", "replace"):
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append("\\x%02x" % ord(ch))
-        else:
-            out.append("\\u%04x" % ord(ch))
-    out.append('"')
-    return "".join(out)
+    """Go's %q of a subject, for the -ERR texts that quote one."""
+    return gofmt.go_quote(b.decode("utf-8", "replace"))
 
 
 def parse_size(b):
@@ -755,8 +744,7 @@ class Client(Parser):
         self._ping_timer = self._auth_timer = None
         sublist = self.srv.sublist
         for sub in self.subs.values():
-            sublist.remove(sub)
-        self.subs.clear()
+            sublist.remove(sub)  # self.subs stays: /connz?state=closed&subs=1 lists them
         self.srv.remove_client(self)
         if self._stall is not None:
             self._stall.set()

@@ -1,10 +1,10 @@
-"""JSON as Go's encoding/json writes and reads it, for the protocol's JSON (INFO, CONNECT).
+"""JSON as Go's encoding/json reads it into a struct, for CONNECT and a client's INFO.
+(Writing Go's JSON is `gofmt.marshal`.)
 
-Go encodes struct fields compactly with `<`, `>` and `&` escaped, and decodes into a typed
-struct: keys match case-insensitively, the last duplicate wins, unknown keys are ignored,
-`null` leaves a field unchanged, and a value of the wrong type is an error. Clients see the
-difference (a CONNECT with `"verbose":"yes"` closes the connection), so gnatsd decodes the same
-way. No socket, no gevent import.
+Go decodes into a typed struct: keys match case-insensitively, the last duplicate wins,
+unknown keys are ignored, `null` leaves a field unchanged, and a value of the wrong type is an
+error. Clients see the difference (a CONNECT with `"verbose":"yes"` closes the connection), so
+gnatsd decodes the same way. No socket, no gevent import.
 """
 from __future__ import annotations
 
@@ -17,12 +17,6 @@ UINT64_MAX = 2**64 - 1
 
 # Field kinds for decode_struct.
 BOOL, STRING, INT, UINT, STRINGS, PERMISSION = "bool", "string", "int", "uint64", "[]string", "SubjectPermission"
-
-
-def encode(obj):
-    """Compact JSON with <, > and & escaped, as Go's json.Marshal."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _no_constant(name):

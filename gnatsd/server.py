@@ -9,7 +9,9 @@ socket module, so it needs no monkey-patching: the `gnatsd` command patches the 
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import random
 import socket as _stdsocket
 import sys
@@ -20,7 +22,7 @@ import gevent
 from gevent import socket
 from gevent.event import Event
 
-from . import auth, const, gojson
+from . import auth, const, gofmt
 from .conn import Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
@@ -29,6 +31,36 @@ from .opts import Options
 from .sublist import Sublist
 
 log = logging.getLogger("gnatsd")
+
+
+LISTEN_BACKLOG = 4096  # Go's listen backlog (somaxconn permitting)
+
+
+def listen_tcp(host, port, backlog=LISTEN_BACKLOG):
+    """A listening TCP socket on gevent; raises OSError as bind/listen do. For host 0.0.0.0 or "", a dual-stack IPv6 socket
+    where the machine has IPv6, so that clients of ::1 and of 127.0.0.1 both connect."""
+    candidates = []
+    if host in ("0.0.0.0", ""):
+        candidates.append((_stdsocket.AF_INET6, "::"))
+    candidates.append((_stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET, host or "0.0.0.0"))
+    for i, (family, bind_host) in enumerate(candidates):
+        try:
+            sock = socket.socket(family, _stdsocket.SOCK_STREAM)
+        except OSError:
+            continue  # no IPv6 on this machine
+        try:
+            sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
+            if family == _stdsocket.AF_INET6 and bind_host == "::" and host != bind_host:
+                sock.setsockopt(_stdsocket.IPPROTO_IPV6, _stdsocket.IPV6_V6ONLY, 0)
+            sock.bind((bind_host, port))
+            sock.listen(backlog)
+            return sock
+        except OSError as e:
+            sock.close()
+            if i + 1 < len(candidates) and e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                continue
+            raise
+    raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
 
 
 class ConfigError(ValueError):
@@ -88,7 +120,8 @@ class Server:
         self.loop = gevent.get_hub().loop
         self.start_time = time.time()
         self.listener = self._listen(opts.host, opts.port)
-        self.addr = self.listener.getsockname()[:2]
+        # Go reports the configured host (0.0.0.0 stays 0.0.0.0) with the port actually bound.
+        self.addr = (opts.host, self.listener.getsockname()[1])
         self._info = self._build_info()
         self.running = True
         log.info("Starting nats-server")
@@ -122,18 +155,10 @@ class Server:
 
     @staticmethod
     def _listen(host, port):
+        """Go: net.Listen. The any-address (0.0.0.0 or empty) takes IPv6 too, as Go's does."""
         if port == const.RANDOM_PORT:
             port = 0
-        family = _stdsocket.AF_INET6 if ":" in host else _stdsocket.AF_INET
-        sock = socket.socket(family, _stdsocket.SOCK_STREAM)
-        sock.setsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as e:
-            sock.close()
-            raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror}") from None
-        sock.listen(1024)
-        return sock
+        return listen_tcp(host, port)
 
     @property
     def port(self):
@@ -179,7 +204,7 @@ class Server:
         info["client_ip"] = client.host
         if ldm:
             info["ldm"] = True
-        return b"INFO " + gojson.encode(info).encode() + b" \r\n"
+        return b"INFO " + gofmt.marshal(info).encode() + b" \r\n"
 
     # -- clients -------------------------------------------------------------------------
 

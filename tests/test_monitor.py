@@ -28,7 +28,7 @@ import pytest
 from conftest import RawConn, check_for
 from gnatsd import Options, Server
 from gnatsd.monitor import MonitorStartError
-from gnatsd.monitor import gofmt
+from gnatsd import gofmt
 from gnatsd.monitor.app import base_path, normalize_base_path
 from gnatsd.monitor.metrics import METRICS
 from gnatsd.monitor.monitor import ConnzOptions, SubszOptions, connz, subsz, varz
@@ -510,8 +510,6 @@ def test_closed_client_closed(mon, conns):
     assert getj(mon, "/connz?state=any")["total"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="conn.py clears a client's subscriptions before Server.remove_client "
-                                       "takes the closed-client snapshot (see the monitor report)")
 def test_closed_client_keeps_its_subscriptions(mon, conns):
     c = conns(mon)
     c.send(b"SUB foo 1\r\nSUB bar q 2\r\n")
@@ -932,7 +930,7 @@ def test_every_metric_is_documented():
 
 
 # ---------------------------------------------------------------------------------------------
-# Go's formats (monitor/gofmt.py)
+# Go's formats (gofmt.py)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ns, text", [

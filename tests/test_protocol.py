@@ -8,6 +8,7 @@ PONG that answers our trailing PING, so "nothing else was sent" is part of each 
 """
 from __future__ import annotations
 
+import errno
 import json
 import re
 import socket
@@ -968,3 +969,23 @@ def test_max_connections(make_server):
     finally:
         a.close()
         b.close()
+
+
+def test_default_host_listens_on_ipv4_and_ipv6(make_server):
+    """Go's listener on 0.0.0.0 takes IPv6 clients too (nats.py's IPv6 localhost test)."""
+    import socket as _socket
+
+    s = make_server(host="0.0.0.0")
+    with _socket.create_connection(("127.0.0.1", s.port), timeout=5) as c4:
+        assert c4.recv(5) == b"INFO "
+    if not _socket.has_ipv6:
+        return
+    try:
+        c6 = _socket.create_connection(("::1", s.port), timeout=5)
+    except OSError as e:
+        if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.ENETUNREACH):
+            return  # no IPv6 loopback on this machine
+        raise
+    with c6:
+        assert c6.recv(5) == b"INFO "
+    assert s.addr[0] == "0.0.0.0"  # INFO and logs keep the configured host, as Go

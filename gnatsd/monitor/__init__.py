@@ -4,7 +4,7 @@
 
 - `monitor.py`: the data functions (Go: Varz, Connz, ...), one dict per endpoint, no HTTP.
 - `app.py`: the Flask app and the gevent WSGI server (Go: Handle*, startMonitoring).
-- `gofmt.py`: Go's JSON, time, duration and strconv formats.
+- `../gofmt.py` (shared with the server): Go's JSON, time, duration and strconv formats.
 - `ring.py`: closed connections for /connz?state=closed (Go: ring.go).
 - `sort_opts.py`: /connz sort options (Go: monitor_sort_opts.go).
 - `pse.py`: CPU and memory from /proc (Go: pse).

@@ -27,8 +27,9 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from .. import const
+from ..server import listen_tcp
 from . import MonitorStartError
-from .gofmt import NumError, atoi, go_quote, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
+from ..gofmt import NumError, atoi, go_quote, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import render as render_metrics
 from .monitor import (
@@ -472,15 +473,9 @@ def _join_host(host):
 
 
 def _listen(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
-        sock.listen(128)
+        return listen_tcp(host, port, backlog=128)
     except OSError as e:
-        sock.close()
         reason = (e.strerror or str(e)).lower()
         raise MonitorStartError(e.errno, f"can't listen to the monitor port: listen tcp "
                                          f"{_join_host(host)}:{port}: bind: {reason}") from None
-    return sock

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from .. import const
-from .gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
+from ..gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
 from .pse import ProcUsage
 from .ring import sub_tuple
 from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, sort_conns
