@@ -837,7 +837,7 @@ def _check_nested_positions(value, text_lines):
             _check_nested_positions(tk.value, text_lines)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_TOP, _STYLE)
 def test_generated_configs_round_trip(top, style):
     text = _dump_config(top, style)
