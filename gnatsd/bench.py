@@ -204,7 +204,7 @@ def build_parser():
 
 def parse_args(argv):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     modes = args.modes or ["pubsub"]
     for m in modes:
         if m not in MODES:

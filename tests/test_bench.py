@@ -76,8 +76,8 @@ def test_payload_sizes_publishers_and_subscribers(server):
     assert rc == 0, err
     assert results[0]["per_sub"] == [20, 20] and results[0]["size"] == 1048576
     # Three publishers share N; an empty payload works too.
-    rc, out, err, results = run_bench("queue", "pub", "--pubs", "3", "--size", "0", "-n", "1001", "--url", url,
-                                      "--no-progress")
+    rc, out, err, results = run_bench("queue", "--pubs", "3", "--size", "0", "pub", "-n", "1001", "--url", url,
+                                      "--no-progress")  # modes and options in any order
     assert rc == 0, err
     q, p = results
     assert q["pubs"] == 3 and q["published"] == 1001 and sum(q["per_sub"]) == 1001
