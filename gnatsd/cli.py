@@ -16,13 +16,34 @@ Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for 
 work together, a port in use, or a signal that could not be sent.
 """
 import sys
+from importlib import metadata
 
 from gevent import monkey
+
+
+def patch_all():
+    """monkey.patch_all(), with the installed entry points read once instead of 25 times.
+
+    patch_all tells gevent's plugins about each module it patches, and every notice scans
+    every installed distribution's entry points: 0.9 of the 1.0 s that patch_all took
+    where many packages are installed, which delayed the listener that long.
+    """
+    scan = metadata.entry_points
+    every = scan()
+    if hasattr(every, "select"):
+        metadata.entry_points = lambda **selection: every.select(**selection)
+    else:  # Python 3.9: gevent takes the whole dict of group -> entry points
+        metadata.entry_points = lambda: every
+    try:
+        monkey.patch_all()
+    finally:
+        metadata.entry_points = scan
+
 
 # `gnatsd bench ...` is the load generator (gnatsd/bench.py): it uses processes and plain
 # sockets, so it runs unpatched.
 if sys.argv[1:2] != ["bench"]:
-    monkey.patch_all()
+    patch_all()
 
 import json  # noqa: E402
 import logging  # noqa: E402
