@@ -628,7 +628,7 @@ class Client(Parser):
         szb = self.pa_szb
         if self.pa_hdr < 0:
             mh = (b" " + reply + b" " + szb + CRLF) if reply is not None else (b" " + szb + CRLF)
-            hmh = hmsg = smh = smsg = None
+            hmh = smh = smsg = None
         else:
             # Header-aware subscribers get HMSG; the others get MSG without the header block,
             # its size written as total - hdr in plain decimal.
@@ -636,7 +636,7 @@ class Client(Parser):
             hmh = sp_reply + b" " + self.pa_hdb + b" " + szb + CRLF
             smsg = msg[self.pa_hdr :]
             smh = sp_reply + b" " + str(len(smsg) - 2).encode() + CRLF
-            mh = hmsg = None
+            mh = None
         delivered = 0
         for sub in result.psubs:
             if self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):

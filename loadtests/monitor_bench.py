@@ -21,36 +21,11 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import shlex
 import socket
 import statistics
-import subprocess
-import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd):
-    port, mport = free_port(), free_port()
-    proc = subprocess.Popen(shlex.split(cmd) + ["-a", "127.0.0.1", "-p", str(port), "-m", str(mport)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            socket.create_connection(("127.0.0.1", mport), timeout=0.2).close()
-            return proc, port, mport
-        except OSError:
-            if proc.poll() is not None:
-                sys.exit(f"server exited at start: {cmd}")
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"server did not listen: {cmd}")
+from servers import start
 
 
 def read_until(sock, buf, token):
@@ -112,7 +87,7 @@ def summary(xs):
 
 
 def bench(cmd, conns, path, samples):
-    proc, port, mport = start(cmd)
+    proc, port, mport = start(cmd, monitor=True)
     idle = []
     try:
         for i in range(conns):

@@ -17,35 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import socket
 import statistics
-import subprocess
-import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd):
-    port = free_port()
-    proc = subprocess.Popen(shlex.split(cmd) + ["-a", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                sys.exit(f"server exited at start: {cmd}")
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit(f"server did not listen: {cmd}")
+from servers import start
 
 
 def rss_mb(pid):
