@@ -8,7 +8,7 @@ It patches the process for gevent first thing (and is the only module that does)
 nats-server's flags and config file (`opts.configure_options`), configures logging
 (`log.configure_logging`), installs the signal handlers (`signals.handle_signals`), starts
 the server and waits for it to shut down. Flags for features gnatsd does not have yet
-(HTTPS monitoring, JetStream, TLS, clustering, syslog, profiling) are accepted and logged as not
+(HTTPS monitoring, JetStream, clustering, syslog, profiling) are accepted and logged as not
 yet supported, so that command lines written for nats-server keep working.
 
 Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for --help,
@@ -102,7 +102,7 @@ Authorization Options:
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
 
-TLS Options (not yet supported):
+TLS Options:
         --tls                        Enable TLS, do not verify clients (default: false)
         --tlscert <file>             Server certificate file
         --tlskey <file>              Private key for server certificate
@@ -141,9 +141,37 @@ def print_server_and_exit():
     sys.stdout.flush()
 
 
+TLS_USAGE = """
+TLS configuration is specified in the tls section of a configuration file:
+
+e.g.
+
+    tls {
+        cert_file:      "./certs/server-cert.pem"
+        key_file:       "./certs/server-key.pem"
+        ca_file:        "./certs/ca.pem"
+        verify:         true
+        verify_and_map: true
+        timeout:        2
+        min_version:    "1.2"
+        handshake_first: false
+
+        cipher_suites: [
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ]
+    }
+
+Available cipher suites include:
+"""
+
+
 def print_tls_help():
-    """Go: PrintTLSHelpAndDie."""
-    sys.stdout.write("TLS is not yet supported by gnatsd: the --tls* flags are accepted and ignored.\n")
+    """Go: PrintTLSHelpAndDie. The cipher suites listed are those this OpenSSL offers."""
+    from .tls import available_ciphers
+    sys.stdout.write(TLS_USAGE)
+    for name in available_ciphers():
+        sys.stdout.write(f"    {name}\n")
     sys.stdout.flush()
 
 
@@ -240,8 +268,6 @@ def unsupported_features(opts):
         asked = ", ".join(x for x in ("jetstream" if opts.jetstream else "",
                                        f"store_dir {opts.store_dir}" if opts.store_dir else "") if x)
         found.append(("JetStream", asked))
-    if opts.tls or opts.tls_verify or opts.tls_cert or opts.tls_key or opts.tls_ca_cert:
-        found.append(("TLS", "tls options"))
     if (opts.cluster_listen or opts.routes or opts.cluster_name or opts.cluster_advertise
             or opts.cluster_no_advertise or opts.cluster_connect_retries):
         found.append(("Clustering", "cluster options"))

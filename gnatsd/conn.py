@@ -33,7 +33,7 @@ from .errors import (
     ClosedState,
     ProtocolError,
 )
-from . import gofmt, gojson
+from . import gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .parser import Parser
 from .trace import install_tracing
@@ -117,6 +117,7 @@ class Client(Parser):
         self.srv = server
         self.sock = sock
         self.fd = sock.fileno()  # for flush_inline's non-blocking os.write
+        self._tls = None  # the SSL object once the TLS handshake is done (flush_inline writes to it)
         self.cid = cid
         self.kind = CLIENT
         self.host, self.port = addr[0], addr[1]
@@ -178,14 +179,18 @@ class Client(Parser):
     def run(self):
         """Go: createClient's per-connection part, then readLoop. Runs in its own greenlet."""
         srv = self.srv
-        try:
-            # Go sends the first INFO before the max-connections check.
-            self.sock.sendall(srv.client_info_json(self, first=True))
-        except OSError:
-            self.close_connection(ClosedState.WriteError)
-            return
+        tls_first = srv.tls_context is not None and srv.opts.tls_handshake_first
+        if not tls_first:
+            try:
+                # Go sends the first INFO before the max-connections check, and before TLS.
+                self.sock.sendall(srv.client_info_json(self, first=True))
+            except OSError:
+                self.close_connection(ClosedState.WriteError)
+                return
         if not srv.register_client(self):
             return
+        if srv.tls_context is not None and not tls.start_tls(self, tls_first):
+            return  # closed, the reason logged
         self._set_ping_timer(srv.opts.ping_interval)
         if self.auth_pending:
             self._auth_timer = self._hub.loop.timer(srv.opts.auth_timeout)
@@ -294,7 +299,13 @@ class Client(Parser):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         try:
-            n = os.write(self.fd, data)
+            if self._tls is None:
+                n = os.write(self.fd, data)
+            else:
+                # The SSL object on the non-blocking socket. On a would-block, OpenSSL may have
+                # taken part of the buffer and must be given the same bytes again: the
+                # writeloop's next write starts with `data`, which starts with them.
+                n = self._tls.write(data if len(data) <= MAX_WRITE else data[:MAX_WRITE])
         except OSError:
             n = 0  # would block, or broken: the writeloop retries and reports the error
         self.pb -= n

@@ -56,7 +56,7 @@ class Options:
     username: str = ""
     password: str = ""
     authorization: str = ""  # token
-    auth_timeout: float = const.AUTH_TIMEOUT
+    auth_timeout: float = 0.0  # 0: the default, set at start (set_baseline_options): 2 s, or tls_timeout + 1 s
     no_auth_user: str = ""  # Go: NoAuthUser; needs a users list, which gnatsd does not read yet
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
@@ -71,14 +71,24 @@ class Options:
     write_deadline: float = const.DEFAULT_FLUSH_DEADLINE
     lame_duck_duration: float = const.DEFAULT_LAME_DUCK_DURATION
     lame_duck_grace_period: float = const.DEFAULT_LAME_DUCK_GRACE_PERIOD
-    # accepted on the command line, not yet implemented (JetStream, TLS, clustering)
-    jetstream: bool = False
-    store_dir: str = ""
+    # TLS for clients (Go: TLSConfig, TLSTimeout, TLSMap, AllowNonTLS, from the tls block or
+    # the --tls* flags; see tls.py). Any of tls, tls_verify, tls_cert, tls_key, tls_ca_cert
+    # turns TLS on.
     tls: bool = False
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca_cert: str = ""
-    tls_verify: bool = False
+    tls_verify: bool = False  # require client certificates signed by tls_ca_cert
+    tls_map: bool = False  # verify_and_map: the client certificate names the user
+    tls_timeout: float = const.TLS_TIMEOUT  # seconds for the handshake
+    tls_handshake_first: bool = False  # handshake before INFO (newer nats-server)
+    tls_handshake_first_fallback: float = 0.0  # seconds; > 0: INFO first if the client sends nothing
+    tls_min_version: str = ""  # "1.2" (default) or "1.3"
+    tls_ciphers: list = field(default_factory=list)  # Go cipher suite names; empty: Go's defaults
+    allow_non_tls: bool = False  # TLS is offered (tls_available), not required
+    # accepted on the command line, not yet implemented (JetStream, clustering)
+    jetstream: bool = False
+    store_dir: str = ""
     cluster_name: str = ""
     cluster_listen: str = ""
     cluster_advertise: str = ""
@@ -445,7 +455,7 @@ def _authorization(o, k, tk, errors, warnings):
     if (user or password) and token:
         raise ConfigErr(tk, "Cannot have a user/pass and token")  # Go's text
     o.username, o.password, o.authorization = user, password, token
-    o.auth_timeout = timeout or const.AUTH_TIMEOUT  # Go: 0 means the default (setBaselineOptions)
+    o.auth_timeout = timeout  # Go: 0 means the default (set_baseline_options)
 
 
 def _no_auth_user(o, k, tk, errors, warnings):
@@ -454,6 +464,113 @@ def _no_auth_user(o, k, tk, errors, warnings):
     o.no_auth_user = _want(k, tk, "str")
     raise ConfigErr(tk, f"{k}: \"{o.no_auth_user}\" present, but users are not defined (users lists in "
                         "authorization or accounts are not yet supported by gnatsd)")
+
+
+# -- tls (Go: parseTLS, GenTLSConfig) ---------------------------------------------------------
+
+_TLS_FILES = {"cert_file": "tls_cert", "key_file": "tls_key", "ca_file": "tls_ca_cert"}
+_TLS_BOOLS = ("insecure", "verify", "verify_and_map", "verify_cert_and_check_known_urls")
+# Known to nats-server (newer releases mostly), not to gnatsd yet.
+_TLS_LATER = ("curve_preferences", "connection_rate_limit", "pinned_certs", "cert_store", "cert_match_by",
+              "cert_match", "cert_match_skip_invalid", "ca_certs_match", "ocsp_peer", "certs", "certificates",
+              "allow_insecure_cipher_suites")
+
+
+def _tls_block(o, k, tk, errors, warnings):
+    """Go: parseTLS(tk, true) then GenTLSConfig, for the client listener's `tls` block. The
+    settings go to the tls_* options; the SSL context is built here once to report a bad file,
+    key or cipher at the block (the server builds its own at start). Keys as in Go, plus
+    `min_version` and `handshake_first` (and its `first`/`immediate` aliases) from newer
+    nats-server releases."""
+    from . import tls as _tls
+    v = tk.value
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"{k}: expected a map such as {{ cert_file: server.pem, key_file: server-key.pem }}, "
+                            f"got {_describe(v)}")
+    t = Options(tls=True)
+    for mk, mtk in v.items():
+        key = mk.lower()
+        mv = mtk.value
+        if key in _TLS_FILES:
+            if not isinstance(mv, str):
+                raise ConfigErr(mtk, f"error parsing tls config, expected '{key}' to be filename")
+            setattr(t, _TLS_FILES[key], mv)
+        elif key in _TLS_BOOLS:
+            if not isinstance(mv, bool):
+                raise ConfigErr(mtk, f"error parsing tls config, expected '{key}' to be a boolean")
+            if key == "verify":
+                t.tls_verify = mv
+            elif key == "verify_and_map":
+                t.tls_verify = t.tls_verify or mv
+                t.tls_map = mv
+            elif key == "verify_cert_and_check_known_urls" and mv:
+                raise ConfigErr(mtk, "verify_cert_and_check_known_urls not supported in this context")
+        elif key == "cipher_suites":
+            if not isinstance(mv, list):
+                raise ConfigErr(mtk, f"error parsing tls config, 'cipher_suites': expected an array of cipher "
+                                     f"suite names, got {_describe(mv)}")
+            if not mv:
+                raise ConfigErr(mtk, "error parsing tls config, 'cipher_suites' cannot be empty")
+            for ctk in mv:
+                if not isinstance(ctk.value, str):
+                    raise ConfigErr(ctk, f"error parsing tls config, 'cipher_suites': expected a cipher suite "
+                                         f"name, got {_describe(ctk.value)}")
+                try:
+                    _tls.parse_cipher(ctk.value)
+                except _tls.TLSConfigError as e:
+                    raise ConfigErr(ctk, str(e)) from None
+            t.tls_ciphers = [ctk.value for ctk in mv]
+        elif key == "timeout":
+            if isinstance(mv, bool) or not isinstance(mv, (int, float, str)):
+                raise ConfigErr(mtk, "error parsing tls config, 'timeout' wrong type")
+            if isinstance(mv, str):
+                try:
+                    mv = parse_go_duration(mv)
+                except ValueError as e:
+                    raise ConfigErr(mtk, f"error parsing tls config, 'timeout' {e}") from None
+            t.tls_timeout = float(mv)
+        elif key in ("handshake_first", "first", "immediate"):
+            if isinstance(mv, bool):
+                t.tls_handshake_first = mv
+            elif isinstance(mv, str):
+                word = mv.lower()
+                if word in ("true", "on", "false", "off"):
+                    t.tls_handshake_first = word in ("true", "on")
+                elif word in ("auto", "auto_fallback"):
+                    t.tls_handshake_first, t.tls_handshake_first_fallback = True, 0.05  # Go's default delay
+                else:
+                    try:
+                        t.tls_handshake_first_fallback = parse_go_duration(mv)
+                    except ValueError:
+                        raise ConfigErr(mtk, f"field \"{mk}\"'s value \"{mv}\" is invalid") from None
+                    t.tls_handshake_first = True
+            else:
+                raise ConfigErr(mtk, f"field \"{mk}\" should be a boolean or a string, got {_describe(mv)}")
+        elif key == "min_version":
+            try:
+                t.tls_min_version = _tls.parse_min_version(mv)
+            except _tls.TLSConfigError as e:
+                raise ConfigErr(mtk, f"error parsing tls config: {e}") from None
+        elif key in _TLS_LATER:
+            raise ConfigErr(mtk, f"{k} {mk} is not yet supported by gnatsd")
+        else:
+            raise ConfigErr(mtk, f"error parsing tls config, unknown field [\"{mk}\"]")
+    try:
+        _tls.gen_tls_config(t)
+    except _tls.TLSConfigError as e:
+        raise ConfigErr(tk, str(e)) from None
+    for name in ("tls", "tls_cert", "tls_key", "tls_ca_cert", "tls_verify", "tls_map", "tls_timeout",
+                 "tls_handshake_first", "tls_handshake_first_fallback", "tls_min_version", "tls_ciphers"):
+        setattr(o, name, getattr(t, name))
+
+
+def set_baseline_options(o):
+    """Go: setBaselineOptions, the defaults that depend on other options. Idempotent."""
+    if o.tls_timeout <= 0:
+        o.tls_timeout = const.TLS_TIMEOUT
+    if o.auth_timeout <= 0:
+        from .tls import default_auth_timeout
+        o.auth_timeout = default_auth_timeout(o)
 
 
 _KIND_WORDS = {"map": "a map", "array": "an array", "str": "a string", "bool": "a boolean (true/false)",
@@ -560,7 +677,8 @@ CONFIG_FIELDS = {
     "websocket": _block,
     "ws": _block,
     "mqtt": _block,
-    "tls": _block,
+    "tls": _tls_block,
+    "allow_non_tls": _set("allow_non_tls", "bool"),
     "accounts": _accounts,
     "mappings": _block,
     "maps": _block,
@@ -587,12 +705,11 @@ CONFIG_FIELDS = {
     "no_sublist_cache": _later(("bool",), honoured=_is_false),
     "max_sub_tokens": _later(("int",)),
     "max_subscription_tokens": _later(("int",)),
-    # Honoured as they are: gnatsd has no system account, and without TLS, routes,
-    # gateways or leafnodes these have nothing to change.
+    # Honoured as they are: gnatsd has no system account, and without routes, gateways or
+    # leafnodes these have nothing to change.
     "no_system_account": _later(("bool",), honoured=lambda v: True),
     "no_system": _later(("bool",), honoured=lambda v: True),
     "no_sys_acc": _later(("bool",), honoured=lambda v: True),
-    "allow_non_tls": _later(("bool",), honoured=lambda v: True),
     "connect_error_reports": _later(("int",), honoured=lambda v: True),
     "reconnect_error_reports": _later(("int",), honoured=lambda v: True),
 }
@@ -857,6 +974,34 @@ def new_flag_set():
     return fs
 
 
+_TLS_FLAGS = ("tls", "tlscacert", "tlscert", "tlskey", "tlsverify")
+
+
+def _override_tls(opts, flag_opts, given):
+    """Go: ConfigureOptions' handling of the --tls* flags, and overrideTLS. `--tls=false` turns
+    TLS off, config file included; any other --tls* flag replaces the file's TLS settings
+    with the flags' (the file's timeout and allow_non_tls stay), and then needs a certificate
+    and a key."""
+    if not given.intersection(_TLS_FLAGS):
+        return
+    if "tls" in given and not flag_opts.tls:
+        opts.tls = opts.tls_verify = opts.tls_map = opts.tls_handshake_first = False
+        opts.tls_cert = opts.tls_key = opts.tls_ca_cert = opts.tls_min_version = ""
+        opts.tls_ciphers = []
+        return
+    if not flag_opts.tls_cert:
+        raise FlagError("TLS Server certificate must be present and valid")
+    if not flag_opts.tls_key:
+        raise FlagError("TLS Server private key must be present and valid")
+    opts.tls = True
+    opts.tls_cert, opts.tls_key, opts.tls_ca_cert = flag_opts.tls_cert, flag_opts.tls_key, flag_opts.tls_ca_cert
+    opts.tls_verify = flag_opts.tls_verify
+    opts.tls_map = opts.tls_handshake_first = False
+    opts.tls_handshake_first_fallback = 0.0
+    opts.tls_min_version = ""
+    opts.tls_ciphers = []  # the files are read when the server starts (Go: here, by GenTLSConfig)
+
+
 def configure_options(args, print_version, print_help, print_tls_help, process_signal=None, warn=None):
     """Go: ConfigureOptions. Options from the command line and the config file it names.
 
@@ -910,6 +1055,7 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
         raise FlagError("must specify [-c, --config] option to check configuration file syntax")
     # Go: the second fs.Parse. Flags override the file.
     fs.apply(opts)
+    _override_tls(opts, flag_opts, {flag.name for flag, _ in fs.actual})
 
     # Go: "solicited routes require cluster capabilities".
     if opts.routes and not opts.cluster_listen:

@@ -20,14 +20,15 @@ import time
 
 import gevent
 from gevent import socket
+from gevent import ssl as gevent_ssl
 from gevent.event import Event
 
-from . import auth, const, gofmt
+from . import auth, const, gofmt, tls
 from .conn import Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair
-from .opts import Options
+from .opts import Options, set_baseline_options
 from .sublist import Sublist
 
 log = logging.getLogger("gnatsd")
@@ -86,6 +87,13 @@ class Server:
     def __init__(self, opts=None):
         self.opts = opts = opts if opts is not None else Options()
         validate_options(opts)
+        set_baseline_options(opts)
+        self.tls_context = None  # Go: opts.TLSConfig, a gevent SSL context when TLS is on
+        if tls.tls_enabled(opts):
+            try:
+                self.tls_context = tls.gen_tls_config(opts, gevent_ssl.SSLContext)
+            except tls.TLSConfigError as e:
+                raise ConfigError(str(e)) from None
         self.signing_key, self.server_id = create_server_keypair()
         self.name = opts.server_name or self.server_id
         self.sublist = Sublist()
@@ -135,6 +143,10 @@ class Server:
         if opts.http_port:
             self.start_monitoring()
         log.info("Listening for client connections on %s:%d", self.addr[0], self.addr[1])
+        if self.tls_context is not None:
+            log.info("TLS %s for client connections", "required" if self._info.get("tls_required") else "available")
+            if opts.tls_handshake_first and not opts.tls_handshake_first_fallback:
+                log.warning('Clients that are not using "TLS Handshake First" option will fail to connect')
         log.info("Server is ready")
         self._accept_greenlet = gevent.spawn(self.accept_loop, self.listener)
 
@@ -193,6 +205,14 @@ class Server:
         }
         if self.auth_required:
             info["auth_required"] = True
+        if self.tls_context is not None:
+            # handshake_first without a fallback needs TLS from every client
+            if not opts.allow_non_tls or (opts.tls_handshake_first and not opts.tls_handshake_first_fallback):
+                info["tls_required"] = True
+            if opts.tls_verify:
+                info["tls_verify"] = True
+            if opts.allow_non_tls:
+                info["tls_available"] = True
         info["max_payload"] = opts.max_payload
         return info
 

@@ -217,7 +217,7 @@ def test_check_config_with_includes_and_variables(tmp_path):
     assert (ok.returncode, ok.stderr.strip()) == (0, "gnatsd: configuration file ok.conf is valid")
     assert (refused.returncode, refused.stderr.splitlines()) == (1, [
         "refused.conf:2:1: jetstream is not yet supported by gnatsd",
-        "refused.conf:5:1: tls is not yet supported by gnatsd",
+        "refused.conf:5:1: missing 'key_file' in TLS configuration",
         "gnatsd: 2 errors in configuration file refused.conf"])
     assert (undefined.returncode, undefined.stderr.splitlines()[0]) == (1, (
         "undefined.conf:1:7: variable reference for '$NOPE' can not be found: define NOPE earlier in this file (or "
@@ -342,10 +342,10 @@ def test_config_file_and_flags_override_it(gnatsd, tmp_path):
 
 
 def test_unsupported_features_are_accepted_with_a_warning(gnatsd):
-    g = gnatsd("-ms", "8443", "-js", "-sd", "/tmp/js", "--tls", "--tlscert", "c.pem", "--tlskey", "k.pem",
+    g = gnatsd("-ms", "8443", "-js", "-sd", "/tmp/js",
                "--cluster", "nats://127.0.0.1:6222", "--routes", "nats://127.0.0.1:6223", "--cluster_name", "c1",
                "--no_advertise", "--connect_retries", "3", "-s", "--profile", "6060", "--max_traced_msg_len", "10")
-    for feature in ("HTTPS monitoring", "JetStream", "TLS", "Clustering", "Syslog", "Profiling"):
+    for feature in ("HTTPS monitoring", "JetStream", "Clustering", "Syslog", "Profiling"):
         g.wait_log(rf"\[WRN\] {feature} is not yet supported by gnatsd")
     connect(g.port)[0].close()
 

@@ -37,6 +37,7 @@ from gnatsd.opts import (
     parse_go_int,
     parse_listen,
     process_config_file,
+    set_baseline_options,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1102,6 +1103,7 @@ def test_parse_listen():
 ])
 def test_authorization(tmp_path, text, user, password, token, timeout):
     o = load(tmp_path, text)
+    set_baseline_options(o)  # the default auth timeout (0 in the options) is set when the server starts
     assert (o.username, o.password, o.authorization, o.auth_timeout) == (user, password, token, timeout)
 
 
@@ -1193,7 +1195,6 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     ("websocket { port: 8080, no_tls: true }", "websocket is not yet supported by gnatsd"),
     ("ws { port: 8080 }", "ws is not yet supported by gnatsd"),
     ("mqtt { port: 1883 }", "mqtt is not yet supported by gnatsd"),
-    ("tls { cert_file: server.pem, key_file: key.pem, handshake_first: true }", "tls is not yet supported by gnatsd"),
     ("jetstream { store_dir: /data, max_mem: 1G }", "jetstream is not yet supported by gnatsd"),
     ("jetstream: enabled", "jetstream is not yet supported by gnatsd"),
     ("jetstream: true", "jetstream is not yet supported by gnatsd"),
@@ -1213,7 +1214,7 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     ("max_sub_tokens: 10", "max_sub_tokens is not yet supported by gnatsd"),
     # wrong shapes are reported as such
     ("cluster: nats://0.0.0.0:6222", 'cluster: expected a map, got string "nats://0.0.0.0:6222"'),
-    ("tls: true", "tls: expected a map, got boolean true"),
+    ("tls: true", "tls: expected a map such as { cert_file: server.pem, key_file: server-key.pem }, got boolean true"),
     ("accounts: 1", "accounts: expected a map or an array, got integer 1"),
     ("operator: [1, 2]", "operator: expected a string or an array of strings, got an array"),
     ("ocsp: maybe", 'ocsp: expected a boolean (true/false) or a map, got string "maybe"'),
@@ -1258,7 +1259,8 @@ LOADS = {
 REFUSED = {
     "server_auth_users.conf": ["2:3: authorization users is not yet supported by gnatsd"],
     "server_auth_nkey.conf": ["4:5: authorization users is not yet supported by gnatsd"],
-    "server_tls.conf": ["2:1: tls is not yet supported by gnatsd"],
+    "server_tls.conf": ["2:1: error parsing X509 certificate/key pair: open ./tests/certs/server-cert.pem: "
+                        "no such file or directory"],
     "server_websocket.conf": ["2:1: websocket is not yet supported by gnatsd"],
     "ws_allman.conf": ["1:1: websocket is not yet supported by gnatsd"],
     "jetstream.conf": ["2:3: jetstream is not yet supported by gnatsd"],
