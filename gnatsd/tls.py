@@ -295,8 +295,8 @@ def _addr(sock, how):
 def handshake_error_text(e):
     """The reason of a failed handshake, worded as Go's where the cause is the same."""
     reason = getattr(e, "reason", None) or ""
-    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG",
-                  "RECORD_LAYER_FAILURE"):
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "UNKNOWN_PROTOCOL",
+                  "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE"):
         return f"tls: first record does not look like a TLS handshake ({reason})"
     if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
         return "tls: client didn't provide a certificate"
@@ -323,6 +323,23 @@ def peer_certificate(client):
 
 
 # -- verify_and_map: the user a client certificate names (Go: checkClientTLSCertSubject) -------
+
+
+def map_client_user(client, users, allowed=None):
+    """Go: the `verify_and_map` branch of processClientOrLeafAuthentication. The user (a value
+    of `users`, a dict by user name) that the client's certificate names, among those that
+    `allowed(user)` accepts (Go: connectionTypeAllowed), or None: the client is then refused.
+    A user name given in CONNECT is ignored, with Go's warning; the caller still checks the
+    mapped user's password, which is normally empty."""
+    eligible = {name: u for name, u in users.items() if allowed is None or allowed(u)}
+    name = map_client_certificate(client, eligible)
+    if name is None:
+        return None
+    given = client.copts.get("user") or ""
+    if given:
+        log.warning("User %s found in connect proto, but user required from cert", gojson_quote(given))
+    client.copts["user"] = name  # Go: c.opts.Username, for the logs and /connz
+    return eligible[name]
 
 
 def map_client_certificate(client, usernames):
