@@ -1,26 +1,295 @@
-"""Client authentication. Ports nats-server `server/auth.go` (configureAuthorization,
-checkAuthentication, isClientAuthorized) for the single user and the token that the command
-line configures; users, nkeys, JWTs and permissions build on this.
+"""Client authentication, and the users and permissions it hands to connections.
+
+Ports nats-server `server/auth.go`: the types (User, NkeyUser, SubjectPermission,
+ResponsePermission, Permissions), configureAuthorization, buildNkeysAndUsersFromOptions,
+validateResponsePermissions, processClientOrLeafAuthentication (the parts for client
+connections without JWTs or TLS maps), comparePasswords, isBcrypt, validateNoAuthUser,
+checkAuthforWarnings. What a connection does with its permissions is in `permissions.py`.
+
+The order of the checks is Go's: nkeys (when the client sent an `nkey`), then the users list
+(with `no_auth_user` for a client that sent no credentials), then the token, then the single
+user/password.
 """
 from __future__ import annotations
 
+import copy
 import hmac
+import logging
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+from . import nkeys
+
+log = logging.getLogger("gnatsd")
+
+# Go: const.go
+DEFAULT_ALLOW_RESPONSE_MAX_MSGS = 1
+DEFAULT_ALLOW_RESPONSE_EXPIRATION = 120.0  # seconds (Go: 2 * time.Minute)
+
+# Go: the connection types a user's allowed_connection_types may name (jwt.ConnectionType*).
+CONNECTION_TYPE_STANDARD = "STANDARD"
+CONNECTION_TYPES = ("STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS")
 
 
-def auth_required(opts):
-    """Go: configureAuthorization. True when any client credential is configured."""
-    return bool(opts.username or opts.authorization)
+@dataclass
+class SubjectPermission:
+    """Go: SubjectPermission. `None` and `[]` differ: a publish allow list of `[]` allows
+    nothing, `None` everything (a subscribe allow list of `[]` allows everything, as in Go)."""
+
+    allow: Optional[List[str]] = None
+    deny: Optional[List[str]] = None
 
 
-def check_authentication(opts, copts):
-    """Go: isClientAuthorized. `copts` is the client's decoded CONNECT."""
+@dataclass
+class ResponsePermission:
+    """Go: ResponsePermission. `expires` in seconds; zero or less for either means no limit
+    (the defaults are applied when the permissions are built)."""
+
+    max_msgs: int = DEFAULT_ALLOW_RESPONSE_MAX_MSGS
+    expires: float = DEFAULT_ALLOW_RESPONSE_EXPIRATION
+
+
+@dataclass
+class Permissions:
+    """Go: Permissions."""
+
+    publish: Optional[SubjectPermission] = None
+    subscribe: Optional[SubjectPermission] = None
+    response: Optional[ResponsePermission] = None
+
+
+@dataclass
+class User:
+    """Go: User. `password` may be a bcrypt hash."""
+
+    username: str
+    password: str = ""
+    permissions: Optional[Permissions] = None
+    allowed_connection_types: Optional[frozenset] = None  # empty or None: any
+
+
+@dataclass
+class NkeyUser:
+    """Go: NkeyUser. `nkey` is the user's public key, `U...`."""
+
+    nkey: str
+    permissions: Optional[Permissions] = None
+    allowed_connection_types: Optional[frozenset] = None
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def validate_response_permissions(p):
+    """Go: validateResponsePermissions. With response permissions, publishing is denied unless
+    allowed explicitly, and zero limits take the defaults. Changes `p` in place."""
+    if p is None or p.response is None:
+        return
+    if p.publish is None:
+        p.publish = SubjectPermission()
+    if p.publish.allow is None:
+        p.publish.allow = []
+    if p.response.max_msgs == 0:
+        p.response.max_msgs = DEFAULT_ALLOW_RESPONSE_MAX_MSGS
+    if p.response.expires == 0:
+        p.response.expires = DEFAULT_ALLOW_RESPONSE_EXPIRATION
+
+
+def _server_copy(u):
+    u = copy.deepcopy(u)
+    validate_response_permissions(u.permissions)
+    if u.allowed_connection_types:
+        u.allowed_connection_types = frozenset(ct.upper() for ct in u.allowed_connection_types)
+    return u
+
+
+def build_nkeys_and_users(opts):
+    """Go: buildNkeysAndUsersFromOptions. Copies, so the server never shares the options'
+    objects: (nkeys by public key or None, users by name or None)."""
+    nkey_map = user_map = None
+    if opts.nkeys is not None:
+        nkey_map = {}
+        for u in opts.nkeys:
+            u = _server_copy(u)
+            nkey_map[u.nkey] = u
+    if opts.users is not None:
+        user_map = {}
+        for u in opts.users:
+            u = _server_copy(u)
+            user_map[u.username] = u
+    return nkey_map, user_map
+
+
+def configure_authorization(srv):
+    """Go: configureAuthorization. Sets `srv.nkeys`, `srv.users`, `srv.auth_required` and
+    `srv.nonce_required` (Go: nonceRequired, true when nkey users exist)."""
+    opts = srv.opts
+    srv.nkeys = srv.users = None
+    if opts.nkeys is not None or opts.users is not None:
+        srv.nkeys, srv.users = build_nkeys_and_users(opts)
+        srv.auth_required = True
+    else:
+        srv.auth_required = bool(opts.username or opts.authorization)
+    srv.nonce_required = bool(srv.nkeys)
+
+
+def validate_auth(opts):
+    """Go: validateAuth (the parts gnatsd has). Returns an error text, or None."""
+    for u in list(opts.users or ()) + list(opts.nkeys or ()):
+        for ct in u.allowed_connection_types or ():
+            if ct.upper() not in CONNECTION_TYPES:
+                return f'unknown connection type "{ct}"'
+    return validate_no_auth_user(opts, opts.no_auth_user)
+
+
+def validate_no_auth_user(opts, no_auth_user):
+    """Go: validateNoAuthUser, with Go's texts."""
+    if not no_auth_user:
+        return None
+    if opts.users is None:
+        return f'no_auth_user: "{no_auth_user}" present, but users are not defined'
+    for u in opts.users:
+        if u.username == no_auth_user:
+            return None
+    return (f'no_auth_user: "{no_auth_user}" not present as user in authorization block or account '
+            f'configuration')
+
+
+def check_auth_for_warnings(srv):
+    """Go: checkAuthforWarnings. Warn about passwords kept in plain text."""
+    warn = bool(srv.opts.password) and not is_bcrypt(srv.opts.password)
+    for u in (srv.users or {}).values():
+        if not is_bcrypt(u.password):
+            warn = True
+            break
+    if warn:
+        log.warning("Plaintext passwords detected, use nkeys or bcrypt")
+
+
+# -- passwords --------------------------------------------------------------------------------
+
+_VALID_BCRYPT_PREFIX = re.compile(r"^\$2[abxy]\$\d{2}\$")  # Go: validBcryptPrefix
+BCRYPT_MAX_PASSWORD = 72  # bcrypt reads only this many bytes of a password (Go's does too)
+
+
+def is_bcrypt(password):
+    """Go: isBcrypt."""
+    return password.startswith("$") and _VALID_BCRYPT_PREFIX.match(password) is not None
+
+
+def _bcrypt_check(hashed, password):
+    import bcrypt  # only servers with bcrypt secrets need it loaded
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # a malformed hash, or a password bcrypt refuses (NUL bytes)
+        return False
+
+
+def compare_passwords(server_password, client_password):
+    """Go: comparePasswords. A bcrypt hash is checked with bcrypt, in gevent's thread pool
+    when a hub runs (it takes tens of milliseconds that would otherwise stop every other
+    connection); a plain secret in constant time (Go compares with !=)."""
+    if is_bcrypt(server_password):
+        hashed = server_password.encode()
+        password = client_password.encode("utf-8", "surrogatepass")[:BCRYPT_MAX_PASSWORD]
+        return bool(_run_blocking(_bcrypt_check, hashed, password))
+    return hmac.compare_digest(server_password.encode("utf-8", "surrogatepass"),
+                               client_password.encode("utf-8", "surrogatepass"))
+
+
+def _run_blocking(fn, *args):
+    """Run `fn` in the thread pool of this thread's gevent hub, if there is one and we are
+    in a greenlet other than the hub; else in the calling thread."""
+    import gevent
+    from gevent._hub_local import get_hub_if_exists
+    hub = get_hub_if_exists()
+    if hub is not None and gevent.getcurrent() is not hub:
+        return hub.threadpool.apply(fn, args)
+    return fn(*args)
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+
+def connection_type_allowed(allowed):
+    """Go: client.connectionTypeAllowed, for a plain NATS client connection."""
+    return not allowed or CONNECTION_TYPE_STANDARD in allowed
+
+
+def no_auth_user(srv):
+    """The User that `no_auth_user` names, or None."""
+    name = srv.opts.no_auth_user
+    if not name or not srv.users:
+        return None
+    return srv.users.get(name)
+
+
+def check_client_authentication(srv, client):
+    """Go: processClientOrLeafAuthentication for a CLIENT connection. On success the client
+    gets its user's permissions (Go: RegisterUser / RegisterNkeyUser). May yield (bcrypt)."""
+    if not srv.auth_required:
+        return True
+    opts = srv.opts
+    copts = client.copts
+    c_nkey = copts.get("nkey") or ""
+    c_user = copts.get("user") or ""
+    c_pass = copts.get("pass") or ""
+    c_token = copts.get("auth_token") or ""
+    nkey = user = None
+    if srv.nkeys and c_nkey:
+        nkey = srv.nkeys.get(c_nkey)
+        if nkey is None or not connection_type_allowed(nkey.allowed_connection_types):
+            return False
+    elif srv.users:
+        if opts.no_auth_user and not c_user and not c_pass and not c_token:
+            u = srv.users.get(opts.no_auth_user)
+            if u is not None:
+                # Go copies the user's name and password into the client's CONNECT options
+                # and compares them below, which fails for a bcrypt-hashed password (the hash
+                # is not its own password). The user is meant without credentials: take it.
+                if not connection_type_allowed(u.allowed_connection_types):
+                    return False
+                copts["user"] = u.username
+                client.register_user(u)
+                return True
+        if c_user:
+            user = srv.users.get(c_user)
+            if user is None or not connection_type_allowed(user.allowed_connection_types):
+                return False
+    if nkey is not None:
+        sig = copts.get("sig") or ""
+        if not sig:
+            log.debug("%s - Signature missing", client)
+            return False
+        raw = nkeys.decode_sig(sig)
+        if raw is None:
+            log.debug("%s - Signature not valid base64", client)
+            return False
+        if not nkeys.verify(c_nkey, client.nonce, raw):
+            log.debug("%s - Signature not verified", client)
+            return False
+        client.register_user(nkey)
+        return True
+    if user is not None:
+        if compare_passwords(user.password, c_pass):
+            client.register_user(user)
+            return True
+        return False
     if opts.authorization:
-        return _same(copts.get("auth_token", ""), opts.authorization)
+        return compare_passwords(opts.authorization, c_token)
     if opts.username:
-        return _same(copts.get("user", ""), opts.username) and _same(copts.get("pass", ""), opts.password)
-    return True
+        if not hmac.compare_digest(opts.username.encode("utf-8", "surrogatepass"),
+                                   c_user.encode("utf-8", "surrogatepass")):
+            return False
+        return compare_passwords(opts.password, c_pass)
+    return False
 
 
-def _same(given, expected):
-    # Constant time, as Go's comparePasswords, so timing does not leak the secret.
-    return hmac.compare_digest(given.encode(), expected.encode())
+def auth_user_text(copts):
+    """Go: client.getAuthUser, for log lines."""
+    if copts.get("nkey"):
+        return f'Nkey "{copts["nkey"]}"'
+    if copts.get("user"):
+        return f'User "{copts["user"]}"'
+    return 'User "N/A"'

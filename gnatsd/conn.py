@@ -35,7 +35,9 @@ from .errors import (
 )
 from . import gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
+from .auth import auth_user_text, no_auth_user
 from .parser import Parser
+from .permissions import ClientPermissions
 from .trace import install_tracing
 from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
@@ -138,6 +140,11 @@ class Client(Parser):
         self.connect_received = False
         self.auth_pending = server.auth_required  # Go: authSet && !connectReceived
         self.user = None
+        self.nonce = b""  # Go: nonce, sent in this client's first INFO when nkey users exist
+        # permissions (permissions.py): all None for a client without any
+        self.perms = None  # Go: perms, the ClientPermissions of the authenticated user
+        self.pperms = None  # perms when publishing is checked: the one test per PUB
+        self.dperms = None  # perms when deliveries to this client are filtered or tracked
         # outbound (Go: outbound)
         self.out = []  # chunks waiting for the writeloop
         self.pb = 0  # Go: out.pb, pending bytes
@@ -439,6 +446,7 @@ class Client(Parser):
         self.headers = copts.get("headers", False) and not self.srv.opts.no_header_support
         self.no_responders = copts.get("no_responders", False)
         srv = self.srv
+        # May yield: a bcrypt hash is checked in the thread pool.
         if srv.auth_required and not srv.check_authentication(self):
             raise ProtocolError("authentication error", ERR_AUTH_VIOLATION,
                                 ClosedState.AuthenticationViolation)
@@ -454,6 +462,36 @@ class Client(Parser):
                                 ClosedState.NoRespondersRequiresHeaders)
         if self.verbose:
             self.send_ok()
+
+    def register_user(self, user):
+        """Go: RegisterUser / RegisterNkeyUser. Take the permissions of `user` (an auth.User or
+        auth.NkeyUser, as the server keeps it), or none; a user's name goes into the CONNECT
+        options, where logs and monitoring look for it. Does not yield."""
+        perms = user.permissions
+        if perms is None:
+            self.perms = self.pperms = self.dperms = None
+        else:
+            p = ClientPermissions(perms)
+            self.perms = p
+            self.pperms = p if p.has_pub else None
+            self.dperms = p if p.has_delivery else None
+        name = getattr(user, "username", "")
+        if name:
+            self.copts["user"] = name
+
+    def process_no_auth_user(self):
+        """Go: parse at OP_START. Auth is required and the first op is not CONNECT: with a
+        no_auth_user that exists, the connection becomes that user and goes on."""
+        user = no_auth_user(self.srv)
+        if user is None:
+            return False
+        self.register_user(user)
+        if self._auth_timer is not None:
+            self._auth_timer.close()
+            self._auth_timer = None
+        self.connect_received = True
+        self.auth_pending = False
+        return True
 
     def process_info(self, arg):
         """Go: processInfo. A client's INFO is decoded and ignored."""
@@ -545,13 +583,16 @@ class Client(Parser):
             subject, queue, sid = args
         else:
             raise ProtocolError(f"processSub Parse Error: {b' '.join(args)!r}")
+        # Go: the permission check comes first; the `_sys_` queue group is never allowed.
+        perms = self.perms
+        if (perms is not None and not perms.can_subscribe(subject, queue)) or queue == SYS_QUEUE_GROUP:
+            self.sub_permission_violation(subject, queue, sid)
+            return
+        if perms is not None and perms.mdeny is not None:
+            self.dperms = perms  # a wildcard sub wider than a deny entry: filter deliveries
         if self.msubs > 0 and len(self.subs) >= self.msubs:
             log.error("%s - Maximum Subscriptions Exceeded (%d)", self, self.msubs)
             self.send_err(ERR_MAX_SUBS)
-            return
-        if queue == SYS_QUEUE_GROUP:
-            self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)} "
-                          f"using queue {go_quote(queue)}")
             return
         if sid in self.subs:
             # Go: a duplicate sid is ignored; the first subscription stays.
@@ -570,6 +611,19 @@ class Client(Parser):
         self.subs[sid] = sub
         if self.verbose:
             self.send_ok()
+
+    def sub_permission_violation(self, subject, queue, sid):
+        """Go: subPermissionViolation."""
+        who = auth_user_text(self.copts)
+        sid = sid.decode("utf-8", "replace")
+        if queue is None:
+            self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)}")
+            log.error("%s - Subscription Violation - %s, Subject %s, SID %s", self, who, go_quote(subject), sid)
+        else:
+            self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)} "
+                          f"using queue {go_quote(queue)}")
+            log.error("%s - Subscription Violation - %s, Subject %s, Queue: %s, SID %s", self, who,
+                      go_quote(subject), go_quote(queue), sid)
 
     def process_unsub(self, args):
         """Go: processUnsub."""
@@ -610,11 +664,16 @@ class Client(Parser):
         srv.in_bytes += len(msg) - 2
         subject = self.pa_subject
         reply = self.pa_reply
+        # Go's order: the gateway prefix, the publish permissions, then reserved replies.
+        if subject.startswith(b"_GR_.") and len(subject) > 5:
+            self.pub_permission_violation(subject)
+            return
+        pperms = self.pperms
+        if pperms is not None and not pperms.pub_allowed(subject):
+            self.pub_permission_violation(subject)
+            return
         if reply is not None and reply.startswith(RESERVED_REPLY_PREFIXES) and self._reserved_reply(reply):
             self.send_err(f"Permissions Violation for Publish with Reply of {go_quote(reply)}")
-            return
-        if subject.startswith(b"_GR_.") and len(subject) > 5:
-            self.send_err(f"Permissions Violation for Publish to {go_quote(subject)}")
             return
         if self.verbose:
             self.send_ok()
@@ -626,6 +685,11 @@ class Client(Parser):
         delivered = self.process_msg_results(result, subject, reply, msg)
         if not delivered and reply is not None and self.no_responders:
             self.send_no_responders(reply)
+
+    def pub_permission_violation(self, subject):
+        """Go: pubPermissionViolation. The message is dropped; the connection stays."""
+        self.send_err(f"Permissions Violation for Publish to {go_quote(subject)}")
+        log.error("%s - Publish Violation - %s, Subject %s", self, auth_user_text(self.copts), go_quote(subject))
 
     @staticmethod
     def _reserved_reply(reply):
@@ -668,6 +732,9 @@ class Client(Parser):
             return False
         if client.closed:
             return False
+        dperms = client.dperms
+        if dperms is not None and dperms.mdeny is not None and dperms.deliver_denied(subject):
+            return False  # Go: checkDenySub, a denied subject under a wider wildcard sub
         sub.nm += 1
         smax = sub.max
         if smax and sub.nm > smax:
@@ -683,6 +750,8 @@ class Client(Parser):
         out = client.out
         out.append(line)
         out.append(msg)
+        if dperms is not None and dperms.replies is not None and self.pa_reply is not None:
+            dperms.add_reply(self.pa_reply)  # Go: allow_responses may now publish to it
         client.pb += len(line) + len(msg)
         client.out_msgs += 1
         client.out_bytes += len(msg) - 2

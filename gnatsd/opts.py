@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field, fields
+from typing import Optional
 
 from . import const
 from .conf import ItemType, Parser, read_config_file
@@ -57,7 +58,9 @@ class Options:
     password: str = ""
     authorization: str = ""  # token
     auth_timeout: float = 0.0  # 0: the default, set at start (set_baseline_options): 2 s, or tls_timeout + 1 s
-    no_auth_user: str = ""  # Go: NoAuthUser; needs a users list, which gnatsd does not read yet
+    no_auth_user: str = ""  # Go: NoAuthUser, a user of `users` taken by clients without credentials
+    users: Optional[list] = None  # Go: Users, auth.User entries (None: no users list)
+    nkeys: Optional[list] = None  # Go: Nkeys, auth.NkeyUser entries
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
@@ -403,21 +406,26 @@ def _lame_duck_grace_period(o, k, tk, errors, warnings):
 
 # -- authorization and the blocks of features that come later ----------------------------------
 
-_BCRYPT = re.compile(r"^\$2[abxy]\$\d{2}\$")  # Go: validBcryptPrefix
-_AUTH_LATER = ("users", "default_permission", "default_permissions", "permissions")
+_AUTH_SECRET_KEYS = ("pass", "password", "token")
 
 
 def _authorization(o, k, tk, errors, warnings):
-    """Go: parseAuthorization, for the single user/password or token it can hold (Go:
-    Options.Username, Password, Authorization, AuthTimeout). Users lists and permissions
-    are refused until gnatsd has them."""
+    """Go: parseAuthorization, and the `authorization` case of processConfigFileLine.
+
+    Either a single user/password or a token, or a `users` list of user/password and nkey
+    users, each with its own permissions or else the block's default ones; and the auth
+    timeout. Secrets may be bcrypt hashes. Go: Options.Username, Password, Authorization,
+    AuthTimeout, Users, Nkeys.
+    """
     v = tk.value
     if not isinstance(v, dict):
         raise ConfigErr(tk, f"{k}: expected a map such as {{ user: alice, password: secret }} or {{ token: secret }}, "
                             f"got {_describe(v)}")
     user = password = token = ""
     timeout = 0.0
-    secrets = []
+    users = nkeys = None
+    default_perms = None
+    perms_at = None
     ok = True
     for mk, mtk in v.items():
         key = mk.lower()
@@ -426,10 +434,8 @@ def _authorization(o, k, tk, errors, warnings):
                 user = _want(f"{k} {mk}", mtk, "str")
             elif key in ("pass", "password"):
                 password = _want(f"{k} {mk}", mtk, "str")
-                secrets.append((mk, mtk, password))
             elif key == "token":
                 token = _want(f"{k} {mk}", mtk, "str")
-                secrets.append((mk, mtk, token))
             elif key == "timeout":
                 t = mtk.value
                 if isinstance(t, bool) or not isinstance(t, (int, float)):
@@ -437,33 +443,259 @@ def _authorization(o, k, tk, errors, warnings):
                 if t < 0:
                     raise ConfigErr(mtk, f"{k} {mk}: must be zero or more seconds, got {t:g}")
                 timeout = float(t)
-            elif key in _AUTH_LATER:
-                raise ConfigErr(mtk, f"{k} {mk} is not yet supported by gnatsd (an authorization block may only "
-                                     "hold user, password, token and timeout for now)")
+            elif key == "users":
+                nkeys, users = _parse_users(mtk, errors, warnings)
+            elif key in ("default_permission", "default_permissions", "permissions"):
+                default_perms = _parse_user_permissions(mtk, errors, warnings)
+                perms_at = (mk, mtk)
             elif not mtk.used_variable:
                 raise UnknownConfigFieldErr(mtk, mk, f" in {k}")
         except ConfigErr as e:
             errors.append(e)
             ok = False
-    for mk, mtk, secret in secrets:
-        if _BCRYPT.match(secret):
-            errors.append(ConfigErr(mtk, f"{k} {mk}: bcrypt-hashed secrets are not yet supported by gnatsd "
-                                         "(give the secret in plain text)"))
-            ok = False
     if not ok:
         return
+    if default_perms is not None:
+        # Go: applyDefaultPermissions, to the users without permissions of their own.
+        for u in (users or []) + (nkeys or []):
+            if u.permissions is None:
+                u.permissions = default_perms
+        if users is None and nkeys is None:
+            # Not in Go, which ignores them without a word.
+            warnings.append(ConfigWarningErr(perms_at[1], perms_at[0], "default permissions apply to the users of "
+                                             "a users list, and this authorization block has none: they are ignored"))
     if (user or password) and token:
         raise ConfigErr(tk, "Cannot have a user/pass and token")  # Go's text
     o.username, o.password, o.authorization = user, password, token
     o.auth_timeout = timeout  # Go: 0 means the default (set_baseline_options)
+    # Go: a users list excludes the single user and the token; names and keys are unique.
+    if users is not None or o.users or o.nkeys:
+        if user:
+            raise ConfigErr(tk, "Can not have a single user/pass and a users array")
+        if token:
+            raise ConfigErr(tk, "Can not have a token and a users array")
+        seen = {u.username for u in o.users or ()} | {u.nkey for u in o.nkeys or ()}
+        if users:
+            for u in users:
+                if u.username in seen:
+                    raise ConfigErr(tk, f"Duplicate user {_go_quote(u.username)} detected")
+                seen.add(u.username)
+            o.users = list(o.users or []) + users
+        if nkeys:
+            for u in nkeys:
+                if u.nkey in seen:
+                    raise ConfigErr(tk, f"Duplicate nkey {_go_quote(u.nkey)} detected")
+                seen.add(u.nkey)
+            o.nkeys = list(o.nkeys or []) + nkeys
+
+
+def _parse_users(tk, errors, warnings):
+    """Go: parseUsers. (nkey users or None, users) of a `users` list; each entry has a `user`
+    (and a `password`) or an `nkey`, and may have `permissions` and
+    `allowed_connection_types`. Raises ConfigErr where Go rejects the whole list."""
+    from .auth import NkeyUser, User
+    from .nkeys import is_valid_public_user_key
+    v = tk.value
+    if not isinstance(v, list):
+        raise ConfigErr(tk, f"Expected users field to be an array, got {_describe(v)}")
+    keys = None
+    users = []
+    for utk in v:
+        um = utk.value
+        if not isinstance(um, dict):
+            errors.append(ConfigErr(utk, f"Expected user entry to be a map/struct, got {_describe(um)}"))
+            continue
+        username = password = nkey = ""
+        perms = cts = None
+        for mk, mtk in um.items():
+            key = mk.lower()
+            try:
+                if key == "nkey":
+                    nkey = _want(f"users {mk}", mtk, "str")
+                elif key in ("user", "username"):
+                    username = _want(f"users {mk}", mtk, "str")
+                elif key in ("pass", "password"):
+                    password = _want(f"users {mk}", mtk, "str")
+                elif key in ("permission", "permissions", "authorization"):
+                    perms = _parse_user_permissions(mtk, errors, warnings)
+                elif key in ("allowed_connection_types", "connection_types", "clients"):
+                    cts = _parse_allowed_connection_types(mtk, errors)
+                elif not mtk.used_variable:
+                    raise UnknownConfigFieldErr(mtk, mk, " in users")
+            except ConfigErr as e:
+                errors.append(e)
+        if not nkey and not username:
+            raise ConfigErr(utk, "User entry requires a user")
+        if nkey:
+            if not is_valid_public_user_key(nkey):
+                raise ConfigErr(utk, "Not a valid public nkey for a user")
+            if username or password:
+                raise ConfigErr(utk, "Nkey users do not take usernames or passwords")
+            keys = keys or []
+            keys.append(NkeyUser(nkey, perms, cts))
+        else:
+            users.append(User(username, password, perms, cts))
+    return keys, users
+
+
+def _parse_allowed_connection_types(tk, errors):
+    """Go: parseAllowedConnectionTypes. A set of upper-case connection type names."""
+    from .auth import CONNECTION_TYPES
+    v = tk.value
+    if isinstance(v, str):
+        names = [v]
+    elif isinstance(v, list):
+        names = []
+        for itk in v:
+            if isinstance(itk.value, str):
+                names.append(itk.value)
+            else:
+                errors.append(ConfigErr(itk, f"error parsing allowed connection types: unsupported type in array "
+                                             f"({_describe(itk.value)})"))
+    else:
+        raise ConfigErr(tk, f"error parsing allowed connection types: unsupported type ({_describe(v)})")
+    unknown = [n.upper() for n in names if n.upper() not in CONNECTION_TYPES]
+    if unknown:
+        errors.append(ConfigErr(tk, "invalid connection types [" + " ".join(_go_quote(n) for n in unknown) + "]"))
+    return frozenset(n.upper() for n in names if n.upper() in CONNECTION_TYPES)
+
+
+def _parse_user_permissions(tk, errors, warnings):
+    """Go: parseUserPermissions. `publish` and `subscribe` (each a subject, a list of them, or
+    a map with `allow` and `deny`), and `allow_responses` (true, or a map of `max` and
+    `expires`). Raises ConfigErr when the value is not a map."""
+    from .auth import Permissions, ResponsePermission, SubjectPermission
+    pm = tk.value
+    if not isinstance(pm, dict):
+        raise ConfigErr(tk, f"Expected permissions to be a map/struct, got {_describe(pm)}")
+    p = Permissions()
+    for k, vtk in pm.items():
+        key = k.lower()
+        try:
+            if key in ("pub", "publish", "import"):
+                p.publish = _parse_variable_permissions(vtk, errors)
+            elif key in ("sub", "subscribe", "export"):
+                p.subscribe = _parse_variable_permissions(vtk, errors)
+            elif key in ("publish_allow_responses", "allow_responses"):
+                if isinstance(vtk.value, bool):
+                    p.response = ResponsePermission() if vtk.value else None
+                else:
+                    p.response = _parse_allow_responses(vtk, errors)
+                if p.response is not None:
+                    if p.publish is None:
+                        p.publish = SubjectPermission()
+                    if p.publish.allow is None:
+                        p.publish.allow = []  # Go: responses turn off the blanket allow
+            elif not vtk.used_variable:
+                errors.append(ConfigErr(vtk, f"Unknown field {_go_quote(k)} parsing permissions"))
+        except ConfigErr as e:
+            errors.append(e)
+    return p
+
+
+def _parse_variable_permissions(tk, errors):
+    """Go: parseVariablePermissions. A map with allow/deny, or (old style) the allow list."""
+    from .auth import SubjectPermission
+    if isinstance(tk.value, dict):
+        return _parse_subject_permission(tk, errors)
+    return SubjectPermission(allow=_parse_perm_subjects(tk))
+
+
+def _parse_subject_permission(tk, errors):
+    """Go: parseSubjectPermission. None for an empty map."""
+    from .auth import SubjectPermission
+    m = tk.value
+    if not m:
+        return None
+    p = SubjectPermission()
+    for k, vtk in m.items():
+        key = k.lower()
+        try:
+            if key == "allow":
+                p.allow = _parse_perm_subjects(vtk)
+            elif key == "deny":
+                p.deny = _parse_perm_subjects(vtk)
+            elif not vtk.used_variable:
+                errors.append(ConfigErr(vtk, f"Unknown field name {_go_quote(k)} parsing subject permissions, "
+                                             "only 'allow' or 'deny' are permitted"))
+        except ConfigErr as e:
+            errors.append(e)
+    return p
+
+
+def _parse_perm_subjects(tk):
+    """Go: parsePermSubjects. A subject or a list of subjects, each valid, or a subject and a
+    queue group name ("foo.> workers")."""
+    v = tk.value
+    if isinstance(v, str):
+        subjects = [v]
+    elif isinstance(v, list):
+        subjects = []
+        for itk in v:
+            if not isinstance(itk.value, str):
+                raise ConfigErr(itk, "Subject in permissions array cannot be cast to string")
+            subjects.append(itk.value)
+    else:
+        raise ConfigErr(tk, f"Expected subject permissions to be a subject, or array of subjects, got {_describe(v)}")
+    for s in subjects:
+        # Go: checkPermSubjectArray
+        if not _is_valid_config_subject(s):
+            elements = s.split()
+            if len(elements) != 2:
+                raise ConfigErr(tk, f"subject {_go_quote(s)} is not a valid subject")
+            if not _is_valid_config_subject(elements[0]):
+                raise ConfigErr(tk, f"subject {_go_quote(elements[0])} is not a valid subject")
+    return subjects
+
+
+def _is_valid_config_subject(s):
+    """Go: IsValidSubject, which also refuses whitespace inside tokens."""
+    if not s:
+        return False
+    tokens = s.split(".")
+    last = len(tokens) - 1
+    for i, t in enumerate(tokens):
+        if not t or (t == ">" and i != last) or any(c in t for c in " \t\n\r\f"):
+            return False
+    return True
+
+
+def _parse_allow_responses(tk, errors):
+    """Go: parseAllowResponses. A ResponsePermission, or None after recording an error."""
+    from .auth import ResponsePermission
+    pm = tk.value
+    if not isinstance(pm, dict):
+        errors.append(ConfigErr(tk, "error parsing response permissions, expected a boolean or a map"))
+        return None
+    rp = ResponsePermission()
+    for k, vtk in pm.items():
+        key = k.lower()
+        if key in ("max", "max_msgs", "max_messages", "max_responses"):
+            n = _want(f"allow_responses {k}", vtk, "int")
+            if n != 0:  # Go: negative means no limit, zero the default
+                rp.max_msgs = n
+        elif key in ("expires", "expiration", "ttl"):
+            wd = vtk.value
+            if vtk.typ == ItemType.INTEGER and _RAW_MINUTES.fullmatch(vtk.item.val):
+                wd = vtk.item.val  # a bare `2m`, as parse_duration takes it
+            if not isinstance(wd, str):
+                errors.append(ConfigErr(vtk, "error parsing expires, not a duration string"))
+                return None
+            try:
+                ttl = parse_go_duration(wd)
+            except ValueError as e:
+                errors.append(ConfigErr(vtk, f"error parsing expires: {e}"))
+                return None
+            if ttl != 0:
+                rp.expires = ttl
+        elif not vtk.used_variable:
+            errors.append(ConfigErr(vtk, f"Unknown field {_go_quote(k)} parsing permissions"))
+    return rp
 
 
 def _no_auth_user(o, k, tk, errors, warnings):
-    """Go: NoAuthUser, checked by validateNoAuthUser against the users lists, which gnatsd
-    cannot read yet: so it is always refused, with Go's message."""
+    """Go: NoAuthUser. Checked against the users when the server is made (validate_auth)."""
     o.no_auth_user = _want(k, tk, "str")
-    raise ConfigErr(tk, f"{k}: \"{o.no_auth_user}\" present, but users are not defined (users lists in "
-                        "authorization or accounts are not yet supported by gnatsd)")
 
 
 # -- tls (Go: parseTLS, GenTLSConfig) ---------------------------------------------------------

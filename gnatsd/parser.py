@@ -12,7 +12,9 @@ The owner (Go: `client`) provides the hooks `process_connect`, `process_info`,
 `process_pub`, `process_hpub` (both return the payload size to read), `process_sub`,
 `process_unsub`, `process_ping`, `process_pong`, `process_err`, `process_inbound_msg`
 (called with the payload and its trailing CRLF), and the attributes `mcl` (max control line)
-and `auth_pending` (auth is required and CONNECT has not arrived yet).
+and `auth_pending` (auth is required and CONNECT has not arrived yet). While auth is pending,
+a first op other than CONNECT asks `process_no_auth_user()` (default: refuse), which may
+accept it (Go: the no_auth_user check at OP_START).
 """
 from __future__ import annotations
 
@@ -117,12 +119,6 @@ def _auth_violation():
     return ProtocolError("authorization violation", ERR_AUTH_VIOLATION, ClosedState.AuthenticationViolation)
 
 
-def _check_auth_pending(line):
-    # Go refuses the first byte already when it cannot begin CONNECT.
-    if line[:1] not in (b"C", b"c"):
-        raise _auth_violation()
-
-
 class Parser:
     """Mixin for the connection class: `parse(data)` feeds one read's bytes."""
 
@@ -185,9 +181,19 @@ class Parser:
             raise _unknown_op(data[stop - 2 : stop])
         self.process_inbound_msg(data[start:stop])
 
+    def _check_auth_pending(self, line):
+        # Go refuses the first byte already when it cannot begin CONNECT, unless a
+        # no_auth_user takes the connection (the owner's process_no_auth_user).
+        if line[:1] not in (b"C", b"c") and not self.process_no_auth_user():
+            raise _auth_violation()
+
+    def process_no_auth_user(self):
+        """Auth is required and the first op is not CONNECT: True to accept it anyway."""
+        return False
+
     def _keep_partial_line(self, rest):
         if self.auth_pending:
-            _check_auth_pending(rest)
+            self._check_auth_pending(rest)
         op, arg = split_op(rest.rstrip(b"\r"), False)
         if op in _NO_ARG_OPS:
             rest = op  # Go skips their trailing junk without keeping it
@@ -205,7 +211,7 @@ class Parser:
     def parse_op(self, line):
         """Dispatch one complete control line; returns the payload size to read, or -1."""
         if self.auth_pending:
-            _check_auth_pending(line)
+            self._check_auth_pending(line)
         op, arg = split_op(line, True)
         if self.auth_pending and op != b"CONNECT":
             raise _auth_violation()

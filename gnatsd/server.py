@@ -27,7 +27,7 @@ from . import auth, const, gofmt, tls
 from .conn import Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
-from .nkeys import create_server_keypair
+from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
 from .sublist import Sublist
 
@@ -79,6 +79,9 @@ def validate_options(opts):
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.max_payload > 2**31 - 1:
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
+    err = auth.validate_auth(opts)
+    if err:
+        raise ConfigError(err)
 
 
 class Server:
@@ -100,7 +103,8 @@ class Server:
         self.clients = {}  # cid -> Client
         self.total_clients = 0
         self.gcid = 0  # Go: gcid, the client id counter
-        self.auth_required = auth.auth_required(opts)
+        # Go: configureAuthorization. Sets users, nkeys, auth_required and nonce_required.
+        auth.configure_authorization(self)
         self.start_time = None
         self.listener = None
         self.addr = None  # (host, port) actually bound
@@ -137,6 +141,7 @@ class Server:
         log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
         log.info("  Name:     %s", self.name)
         log.info("  ID:       %s", self.server_id)
+        auth.check_auth_for_warnings(self)
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
@@ -222,6 +227,16 @@ class Server:
         info["max_payload"] = client.mpay
         info["client_id"] = client.cid
         info["client_ip"] = client.host
+        if first:
+            # Go: createClient. A nonce for nkey users to sign, in the first INFO only.
+            if self.nonce_required:
+                nonce = generate_nonce()
+                client.nonce = nonce.encode()
+                info["nonce"] = nonce
+            # With a no_auth_user, a client needs no credentials, and the first INFO says so
+            # (the auth timer still runs, and later INFOs have the server's value).
+            if self.opts.no_auth_user and "auth_required" in info:
+                del info["auth_required"]
         if ldm:
             info["ldm"] = True
         return b"INFO " + gofmt.marshal(info).encode() + b" \r\n"
@@ -283,8 +298,8 @@ class Server:
         return self.sublist.count
 
     def check_authentication(self, client):
-        """Go: checkAuthentication."""
-        ok = auth.check_authentication(self.opts, client.copts)
+        """Go: checkAuthentication. May yield (bcrypt runs in the thread pool)."""
+        ok = auth.check_client_authentication(self, client)
         if ok:
             client.user = client.copts.get("user") or None
         return ok

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnatsd import conf
+from gnatsd.auth import NkeyUser, User
 from gnatsd import log as glog
 from gnatsd import signals
 from gnatsd.conf import ItemType, ParseErrors, parse, to_plain
@@ -1112,25 +1113,14 @@ def test_authorization(tmp_path, text, user, password, token, timeout):
                                      '{ token: secret }, got string "secret"'),
     ("authorization { user: a, token: t }", "1:1", "Cannot have a user/pass and token"),
     ("authorization { password: a, token: t }", "1:1", "Cannot have a user/pass and token"),
-    ("authorization {\n  users = [ {user: a, password: b} ]\n}", "2:3",
-     "authorization users is not yet supported by gnatsd (an authorization block may only hold user, password, "
-     "token and timeout for now)"),
-    ("authorization {\n  user: a\n  permissions { publish: foo }\n}", "3:3",
-     "authorization permissions is not yet supported by gnatsd (an authorization block may only hold user, "
-     "password, token and timeout for now)"),
-    ("authorization { default_permissions { publish: foo } }", "1:17",
-     "authorization default_permissions is not yet supported by gnatsd (an authorization block may only hold "
-     "user, password, token and timeout for now)"),
+    ("authorization {\n  users = [ {user: a, password: b} ]\n  token: t\n}", "1:1",
+     "Can not have a token and a users array"),
     ("authorization {\n  usr: a\n}", "2:3", 'unknown field "usr" in authorization'),
     ("authorization { user: 1 }", "1:17", "authorization user: expected a string, got integer 1"),
     ("authorization { token: [a] }", "1:17", "authorization token: expected a string, got an array"),
     ("authorization { timeout: 2s }", "1:17", 'authorization timeout: expected a number of seconds such as 2 or 0.5, '
                                           'got string "2s"'),
     ("authorization { timeout: -1 }", "1:17", "authorization timeout: must be zero or more seconds, got -1"),
-    ("authorization { user: a, password: $2a$11$abcdefghij }", "1:26",
-     "authorization password: bcrypt-hashed secrets are not yet supported by gnatsd (give the secret in plain text)"),
-    ('no_auth_user: "foo"', "1:1", 'no_auth_user: "foo" present, but users are not defined (users lists in '
-                                   'authorization or accounts are not yet supported by gnatsd)'),
     ("no_auth_user: 1", "1:1", "no_auth_user: expected a string, got integer 1"),
 ])
 def test_authorization_errors(tmp_path, text, where, message):
@@ -1234,8 +1224,8 @@ def test_settings_that_ask_for_nothing_are_accepted(tmp_path, text):
 
 
 def test_every_unsupported_block_is_reported(tmp_path):
-    err = config_errors(tmp_path, "tls {\n}\nauthorization { users: [] }\njetstream: true\nport: 1\ncluster {}\n")
-    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (3, 17), (4, 1), (6, 1)]
+    err = config_errors(tmp_path, "tls {\n}\naccounts { A: {} }\njetstream: true\nport: 1\ncluster {}\n")
+    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (3, 1), (4, 1), (6, 1)]
 
 
 # -- real-world configs (tests/configs) --------------------------------------------------------
@@ -1254,18 +1244,18 @@ LOADS = {
                   "username": "app", "password": "s3cr3t", "auth_timeout": 2.0},
     "json.conf": {"http_port": 8227, "port": 4227, "write_deadline": 3600.0, "debug": True,
                   "max_control_line": 1024},
+    "server_auth_users.conf": {"users": [User("testuser", "testpass"), User("other", "pass2")], "nkeys": None},
+    "server_auth_nkey.conf": {"users": None,
+                              "nkeys": [NkeyUser("UBABIZX6SZFAKHK2KGUFD6QH53FDAH5QVCH2R5MJLFPEVYAW22QWQQCX")]},
 }
 
 REFUSED = {
-    "server_auth_users.conf": ["2:3: authorization users is not yet supported by gnatsd"],
-    "server_auth_nkey.conf": ["4:5: authorization users is not yet supported by gnatsd"],
     "server_tls.conf": ["2:1: error parsing X509 certificate/key pair: open ./tests/certs/server-cert.pem: "
                         "no such file or directory"],
     "server_websocket.conf": ["2:1: websocket is not yet supported by gnatsd"],
     "ws_allman.conf": ["1:1: websocket is not yet supported by gnatsd"],
     "jetstream.conf": ["2:3: jetstream is not yet supported by gnatsd"],
     "js_limits.conf": ["2:1: jetstream is not yet supported by gnatsd",
-                       '6:1: no_auth_user: "foo" present, but users are not defined',
                        "8:1: accounts is not yet supported by gnatsd"],
     "nkeys_server.conf": ["2:1: accounts is not yet supported by gnatsd"],
     "resolver_preload.conf": ["1:1: operator is not yet supported by gnatsd",
