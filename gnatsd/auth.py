@@ -160,6 +160,8 @@ def check_auth_for_warnings(srv):
     """Go: checkAuthforWarnings. Warn about passwords kept in plain text."""
     warn = bool(srv.opts.password) and not is_bcrypt(srv.opts.password)
     for u in (srv.users or {}).values():
+        if not u.password and srv.opts.tls_map:
+            continue  # the client certificate is the credential
         if not is_bcrypt(u.password):
             warn = True
             break
@@ -178,12 +180,22 @@ def is_bcrypt(password):
     return password.startswith("$") and _VALID_BCRYPT_PREFIX.match(password) is not None
 
 
+_BCRYPT_HASH = re.compile(rb"\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}")
+
+
 def _bcrypt_check(hashed, password):
+    """bcrypt.checkpw, False for a malformed hash (Go: CompareHashAndPassword's error)."""
+    if not _BCRYPT_HASH.fullmatch(hashed):
+        return False  # bcrypt 4.x panics (PanicException, a BaseException) on some
     import bcrypt  # only servers with bcrypt secrets need it loaded
     try:
         return bcrypt.checkpw(password, hashed)
-    except ValueError:  # a malformed hash, or a password bcrypt refuses (NUL bytes)
+    except ValueError:  # a hash bcrypt refuses, or a password it refuses (NUL bytes)
         return False
+    except BaseException as e:  # pyo3's PanicException, on input bcrypt did not expect
+        if type(e).__name__ == "PanicException":
+            return False
+        raise
 
 
 def compare_passwords(server_password, client_password):
@@ -240,6 +252,12 @@ def check_client_authentication(srv, client):
     if srv.nkeys and c_nkey:
         nkey = srv.nkeys.get(c_nkey)
         if nkey is None or not connection_type_allowed(nkey.allowed_connection_types):
+            return False
+    elif srv.users and opts.tls_map:
+        # Go: verify_and_map, the user the client certificate names (tls.py); then its password
+        from .tls import map_client_user
+        user = map_client_user(client, srv.users, lambda u: connection_type_allowed(u.allowed_connection_types))
+        if user is None:
             return False
     elif srv.users:
         if opts.no_auth_user and not c_user and not c_pass and not c_token:

@@ -507,6 +507,7 @@ def _parse_users(tk, errors, warnings):
             continue
         username = password = nkey = ""
         perms = cts = None
+        bad = False
         for mk, mtk in um.items():
             key = mk.lower()
             try:
@@ -524,6 +525,9 @@ def _parse_users(tk, errors, warnings):
                     raise UnknownConfigFieldErr(mtk, mk, " in users")
             except ConfigErr as e:
                 errors.append(e)
+                bad = True
+        if bad:
+            continue  # reported; what is left of the entry would only add errors
         if not nkey and not username:
             raise ConfigErr(utk, "User entry requires a user")
         if nkey:
