@@ -857,6 +857,8 @@ class Client(Parser):
         if sock is None:
             return
         self.sock = None
+        if self._tls is not None:
+            tls.close_notify(self._tls)
         try:
             sock.close()
         except OSError:

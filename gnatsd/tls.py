@@ -230,6 +230,15 @@ def start_tls(client, tls_first):
     return True
 
 
+def close_notify(sslobj):
+    """Go: tls.Conn.Close. Send the close_notify alert before the socket closes, without
+    waiting: clients then see a clean end of the TLS stream, not a truncated one."""
+    try:
+        sslobj.shutdown()
+    except (OSError, ValueError):
+        pass  # would block (the peer's alert is not awaited), or the connection is gone
+
+
 def _peek(sock, timeout):
     """The first byte the client sent, left in the socket; b"" if nothing came within `timeout`
     seconds or the connection ended. Yields."""

@@ -408,6 +408,65 @@ def test_cipher_suites(make_server, certs):
 # -- verify_and_map --------------------------------------------------------------------------------
 
 
+def _map_server(make_server, certs, users, **extra):
+    from gnatsd.auth import User
+    return make_server(**certs.server_opts(tls_ca_cert=certs.ca, tls_verify=True, tls_map=True,
+                                           users=[User(*u) if isinstance(u, tuple) else User(u) for u in users],
+                                           **extra))
+
+
+_OPEN = []  # connections kept open until the end of the test module
+
+
+def _connect_status(port, ctx, connect=b'CONNECT {"verbose":false}\r\nPING\r\n'):
+    t, _ = tls_conn(port, ctx)
+    _OPEN.append(t)
+    t.sendall(connect)
+    t.settimeout(5)
+    buf = b""
+    while b"PONG" not in buf and b"-ERR" not in buf:
+        chunk = t.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def test_verify_and_map_end_to_end(make_server, certs):
+    s = _map_server(make_server, certs, ["nobody", "CN=dnuser,O=Synadia,C=US", "alice@example.com"])
+    _, info = plain_info(s.port)
+    assert (info["auth_required"], info["tls_verify"]) == (True, True)
+    # the DN of the certificate names a user; the email SAN names another
+    assert _connect_status(s.port, certs.client_ctx(cert=certs.dn_client)) == b"PONG\r\n"
+    assert _connect_status(s.port, certs.client_ctx(cert=certs.client)) == b"PONG\r\n"
+    assert sorted(c.copts["user"] for c in s.clients.values() if "user" in c.copts) == [
+        "CN=dnuser,O=Synadia,C=US", "alice@example.com"]
+    # a user name in CONNECT does not choose the user (Go warns and takes the certificate's)
+    assert _connect_status(s.port, certs.client_ctx(cert=certs.dn_client),
+                           b'CONNECT {"verbose":false,"user":"nobody"}\r\nPING\r\n') == b"PONG\r\n"
+    # no user for this certificate: Go's -ERR
+    s2 = _map_server(make_server, certs, ["nobody"])
+    assert _connect_status(s2.port, certs.client_ctx(cert=certs.dn_client)) == b"-ERR 'Authorization Violation'\r\n"
+    # a mapped user with a password still needs it
+    s3 = _map_server(make_server, certs, [("CN=dnuser,O=Synadia,C=US", "pw")])
+    assert _connect_status(s3.port, certs.client_ctx(cert=certs.dn_client)) == b"-ERR 'Authorization Violation'\r\n"
+    assert _connect_status(s3.port, certs.client_ctx(cert=certs.dn_client),
+                           b'CONNECT {"verbose":false,"pass":"pw"}\r\nPING\r\n') == b"PONG\r\n"
+
+
+def test_verify_and_map_from_the_config_file(certs, tmp_path):
+    o = _conf(tmp_path, f"""
+tls {{ cert_file: "{certs.server[0]}", key_file: "{certs.server[1]}", ca_file: "{certs.ca}", verify_and_map: true }}
+authorization {{ users = [ {{ user: "CN=dnuser,O=Synadia,C=US" }} ] }}
+""")
+    assert (o.tls_map, o.tls_verify, [u.username for u in o.users]) == (True, True, ["CN=dnuser,O=Synadia,C=US"])
+    s = Server(o.copy(host="127.0.0.1", port=-1)).start_in_thread()
+    try:
+        assert _connect_status(s.port, certs.client_ctx(cert=certs.dn_client)) == b"PONG\r\n"
+    finally:
+        s.stop_thread()
+
+
 class FakeClient:
     def __init__(self, sock):
         self.sock = sock
