@@ -14,6 +14,8 @@ import asyncio
 import base64
 import json
 import re
+import subprocess
+import sys
 import time
 
 import bcrypt
@@ -766,6 +768,17 @@ def test_no_auth_user_from_config_is_checked_at_start(tmp_path):
     o = load_conf(tmp_path, 'no_auth_user: "foo"\nauthorization { users: [ {user: bar} ] }')
     with pytest.raises(ConfigError, match='no_auth_user: "foo" not present as user'):
         Server(o)
+
+
+def test_gnatsd_command_refuses_an_unknown_no_auth_user(tmp_path):
+    """As nats-server: `-t` passes (the check runs when the server is made), the start fails."""
+    path = tmp_path / "nau.conf"
+    path.write_text("no_auth_user: foo\nauthorization { users: [ {user: bar} ] }\n")
+    p = subprocess.run([sys.executable, "-m", "gnatsd", "-c", str(path)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1
+    assert p.stderr == 'gnatsd: no_auth_user: "foo" not present as user in authorization block or account ' \
+                       'configuration\n'
 
 
 def test_server_keeps_its_own_copy_of_users(make_server):
