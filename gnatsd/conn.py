@@ -450,6 +450,10 @@ class Client(Parser):
         if srv.auth_required and not srv.check_authentication(self):
             raise ProtocolError("authentication error", ERR_AUTH_VIOLATION,
                                 ClosedState.AuthenticationViolation)
+        if self.closed:
+            # Closed while bcrypt ran (shutdown, lame duck): parse nothing more of this read,
+            # or a SUB after this CONNECT would outlive its connection in the sublist.
+            raise ProtocolError("connection closed during authentication")
         if copts.get("account") or copts.get("new_account"):
             raise ProtocolError("account designation in CONNECT", ERR_AUTH_VIOLATION,
                                 ClosedState.AuthenticationViolation)

@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import bcrypt
@@ -26,6 +27,7 @@ from nats.errors import Error as NatsError
 
 from conftest import INFO_RE, RawConn, check_for
 from gnatsd import Options, Server, nkeys
+from gnatsd import auth as auth_mod
 from gnatsd.auth import (
     NkeyUser,
     Permissions,
@@ -36,6 +38,7 @@ from gnatsd.auth import (
     is_bcrypt,
     validate_response_permissions,
 )
+from gnatsd.errors import ClosedState
 from gnatsd.opts import ConfigWarningErr, ProcessConfigErr, process_config_file
 from gnatsd.permissions import (
     MAX_PERM_CACHE_SIZE,
@@ -158,6 +161,46 @@ def test_single_user_bcrypt_password(make_server):
         nc = await nats.connect(f"nats://derek:pw@127.0.0.1:{s.port}")
         await nc.close()
     run(main())
+
+
+def test_bcrypt_runs_beside_other_connections(make_server, monkeypatch):
+    """The bcrypt check runs in the hub's thread pool: other connections go on meanwhile, and a
+    connection closed during the check parses nothing more (its SUB must not outlive it)."""
+    started, release = threading.Event(), threading.Event()
+    real = auth_mod._bcrypt_check
+
+    def slow_check(hashed, password):
+        started.set()
+        release.wait(10)
+        return real(hashed, password)
+
+    monkeypatch.setattr(auth_mod, "_bcrypt_check", slow_check)
+    s = make_server(users=[User("a", hashpw("pw")), User("b", "pw")])
+    other = connect(s, user="b", pass_="pw")
+    c = open_conn(s)
+    try:
+        c.send(b'CONNECT {"user":"a","pass":"pw","verbose":false}\r\nSUB x 1\r\nPING\r\n')
+        assert started.wait(10)
+        assert exchange(other, b"SUB y 1\r\nPUB y 1\r\nz\r\n") == b"MSG y 1 1\r\nz\r\n"  # not blocked
+        victim = next(cl for cl in s.clients.values() if cl.copts.get("user") == "a")
+        parsed = threading.Event()  # set when the victim's readloop is past its parse
+        flush_clients = victim.flush_clients
+
+        def after_parse():
+            parsed.set()
+            return flush_clients()
+
+        victim.flush_clients = after_parse
+        s.loop.run_callback_threadsafe(victim.close_connection, ClosedState.ServerShutdown)
+        check_for(5, lambda: victim.closed)
+        release.set()
+        assert parsed.wait(5)
+        assert c.read_all_until_closed() == b""
+        assert [sub.subject for sub in s.sublist.all_subs()] == [b"y"]  # not the victim's x
+    finally:
+        release.set()
+        other.close()
+        c.close()
 
 
 def test_compare_passwords():
