@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Optional
 
 from . import const
+from .gofmt import go_quote
 from .conf import ItemType, Parser, read_config_file
 
 
@@ -478,13 +479,13 @@ def _authorization(o, k, tk, errors, warnings):
         if users:
             for u in users:
                 if u.username in seen:
-                    raise ConfigErr(tk, f"Duplicate user {_go_quote(u.username)} detected")
+                    raise ConfigErr(tk, f"Duplicate user {go_quote(u.username)} detected")
                 seen.add(u.username)
             o.users = list(o.users or []) + users
         if nkeys:
             for u in nkeys:
                 if u.nkey in seen:
-                    raise ConfigErr(tk, f"Duplicate nkey {_go_quote(u.nkey)} detected")
+                    raise ConfigErr(tk, f"Duplicate nkey {go_quote(u.nkey)} detected")
                 seen.add(u.nkey)
             o.nkeys = list(o.nkeys or []) + nkeys
 
@@ -560,7 +561,7 @@ def _parse_allowed_connection_types(tk, errors):
         raise ConfigErr(tk, f"error parsing allowed connection types: unsupported type ({_describe(v)})")
     unknown = [n.upper() for n in names if n.upper() not in CONNECTION_TYPES]
     if unknown:
-        errors.append(ConfigErr(tk, "invalid connection types [" + " ".join(_go_quote(n) for n in unknown) + "]"))
+        errors.append(ConfigErr(tk, "invalid connection types [" + " ".join(go_quote(n) for n in unknown) + "]"))
     return frozenset(n.upper() for n in names if n.upper() in CONNECTION_TYPES)
 
 
@@ -591,7 +592,7 @@ def _parse_user_permissions(tk, errors, warnings):
                     if p.publish.allow is None:
                         p.publish.allow = []  # Go: responses turn off the blanket allow
             elif not vtk.used_variable:
-                errors.append(ConfigErr(vtk, f"Unknown field {_go_quote(k)} parsing permissions"))
+                errors.append(ConfigErr(vtk, f"Unknown field {go_quote(k)} parsing permissions"))
         except ConfigErr as e:
             errors.append(e)
     return p
@@ -620,7 +621,7 @@ def _parse_subject_permission(tk, errors):
             elif key == "deny":
                 p.deny = _parse_perm_subjects(vtk)
             elif not vtk.used_variable:
-                errors.append(ConfigErr(vtk, f"Unknown field name {_go_quote(k)} parsing subject permissions, "
+                errors.append(ConfigErr(vtk, f"Unknown field name {go_quote(k)} parsing subject permissions, "
                                              "only 'allow' or 'deny' are permitted"))
         except ConfigErr as e:
             errors.append(e)
@@ -646,9 +647,9 @@ def _parse_perm_subjects(tk):
         if not _is_valid_config_subject(s):
             elements = s.split()
             if len(elements) != 2:
-                raise ConfigErr(tk, f"subject {_go_quote(s)} is not a valid subject")
+                raise ConfigErr(tk, f"subject {go_quote(s)} is not a valid subject")
             if not _is_valid_config_subject(elements[0]):
-                raise ConfigErr(tk, f"subject {_go_quote(elements[0])} is not a valid subject")
+                raise ConfigErr(tk, f"subject {go_quote(elements[0])} is not a valid subject")
     return subjects
 
 
@@ -693,7 +694,7 @@ def _parse_allow_responses(tk, errors):
             if ttl != 0:
                 rp.expires = ttl
         elif not vtk.used_variable:
-            errors.append(ConfigErr(vtk, f"Unknown field {_go_quote(k)} parsing permissions"))
+            errors.append(ConfigErr(vtk, f"Unknown field {go_quote(k)} parsing permissions"))
     return rp
 
 
@@ -1099,7 +1100,7 @@ class FlagSet:
                     try:
                         parsed = parse_go_bool(value)
                     except ValueError as e:
-                        raise FlagError(f"invalid boolean value {_go_quote(value)} for -{name}: {e}") from None
+                        raise FlagError(f"invalid boolean value {go_quote(value)} for -{name}: {e}") from None
                 else:
                     parsed = True
             else:
@@ -1112,7 +1113,7 @@ class FlagSet:
                     try:
                         parsed = parse_go_int(value)
                     except ValueError as e:
-                        raise FlagError(f"invalid value {_go_quote(value)} for flag -{name}: {e}") from None
+                        raise FlagError(f"invalid value {go_quote(value)} for flag -{name}: {e}") from None
                 else:
                     parsed = value
             if flag.early and early_target is not None:
@@ -1126,10 +1127,6 @@ class FlagSet:
         for flag, value in self.actual:
             if not flag.early:
                 flag.apply(target, value)
-
-
-def _go_quote(s):
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _attr(name):
@@ -1266,7 +1263,7 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
         if arg == "help":
             print_help()
             return None
-        raise FlagError(f"unrecognized command: {_go_quote(arg)}")
+        raise FlagError(f"unrecognized command: {go_quote(arg)}")
 
     # Go: FlagSnapshot, the options as the flags alone give them.
     flag_opts = Options()

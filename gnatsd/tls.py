@@ -346,7 +346,7 @@ def map_client_user(client, users, allowed=None):
         return None
     given = client.copts.get("user") or ""
     if given:
-        log.warning("User %s found in connect proto, but user required from cert", gojson_quote(given))
+        log.warning("User %s found in connect proto, but user required from cert", gofmt.go_quote(given))
     client.copts["user"] = name  # Go: c.opts.Username, for the logs and /connz
     return eligible[name]
 
@@ -383,32 +383,27 @@ def map_client_certificate(client, usernames):
     for what, names in (("email", emails), ("SAN", dns_names), ("URI", uris)):
         for name in names:
             if name in usernames:
-                log.debug("%s - Using %s found in cert for auth [%s]", client, what, gojson_quote(name))
+                log.debug("%s - Using %s found in cert for auth [%s]", client, what, gofmt.go_quote(name))
                 return name
     dn = dn_from_rdns(rdns)
     if dn is not None:
         match = match_dn(dn, usernames)
         if match is not None:
-            log.debug("%s - Using DistinguishedNameMatch for auth [%s]", client, gojson_quote(match))
+            log.debug("%s - Using DistinguishedNameMatch for auth [%s]", client, gofmt.go_quote(match))
             return match
-        log.debug("%s - DistinguishedNameMatch could not be used for auth [%s]", client, gojson_quote(subject))
+        log.debug("%s - DistinguishedNameMatch could not be used for auth [%s]", client, gofmt.go_quote(subject))
     dcs = ",".join("DC=" + v for oid, v in _attributes(rdns) if oid == _OID_DC and isinstance(v, str))
     if dcs:
         name = subject + "," + dcs
         if name in usernames:
-            log.debug("%s - Using RDNSequence for auth [%s]", client, gojson_quote(name))
+            log.debug("%s - Using RDNSequence for auth [%s]", client, gofmt.go_quote(name))
             return name
-        log.debug("%s - RDNSequence could not be used for auth [%s]", client, gojson_quote(name))
+        log.debug("%s - RDNSequence could not be used for auth [%s]", client, gofmt.go_quote(name))
     if subject in usernames:
-        log.debug("%s - Using certificate subject for auth [%s]", client, gojson_quote(subject))
+        log.debug("%s - Using certificate subject for auth [%s]", client, gofmt.go_quote(subject))
         return subject
-    log.debug("%s - User in cert [%s], not found", client, gojson_quote(subject))
+    log.debug("%s - User in cert [%s], not found", client, gofmt.go_quote(subject))
     return None
-
-
-def gojson_quote(s):
-    """Go's %q."""
-    return gofmt.go_quote(s)
 
 
 def match_dn(dn, usernames):

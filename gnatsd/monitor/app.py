@@ -77,34 +77,27 @@ def _arg(param):
     return request.args.get(param, "")
 
 
-def decode_bool(param):
+def _decode(param, parse, kind, empty):
+    """Go: decodeBool / decodeUint64 / decodeInt. A missing parameter gives `empty`."""
     s = _arg(param)
     if not s:
-        return False
+        return empty
     try:
-        return parse_bool(s)
+        return parse(s)
     except NumError as e:
-        raise BadRequest(f"Error decoding boolean for '{param}': {e}") from None
+        raise BadRequest(f"Error decoding {kind} for '{param}': {e}") from None
+
+
+def decode_bool(param):
+    return _decode(param, parse_bool, "boolean", False)
 
 
 def decode_uint64(param):
-    s = _arg(param)
-    if not s:
-        return 0
-    try:
-        return parse_uint(s)
-    except NumError as e:
-        raise BadRequest(f"Error decoding uint64 for '{param}': {e}") from None
+    return _decode(param, parse_uint, "uint64", 0)
 
 
 def decode_int(param):
-    s = _arg(param)
-    if not s:
-        return 0
-    try:
-        return atoi(s)
-    except NumError as e:
-        raise BadRequest(f"Error decoding int for '{param}': {e}") from None
+    return _decode(param, atoi, "int", 0)
 
 
 _STATES = {"open": CONN_OPEN, "closed": CONN_CLOSED, "any": CONN_ALL, "all": CONN_ALL}
