@@ -26,14 +26,8 @@ from gnatsd.errors import (
     ClosedState,
     ProtocolError,
 )
+from gnatsd.conn import parse_size
 from gnatsd.parser import Parser
-
-
-def parse_size(b):
-    """Go: parseSize. 1 to 9 ASCII digits, else -1."""
-    if 0 < len(b) <= 9 and b.isdigit():
-        return int(b)
-    return -1
 
 
 class DummyClient(Parser):
