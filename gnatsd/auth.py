@@ -67,6 +67,7 @@ class User:
     password: str = ""
     permissions: Optional[Permissions] = None
     allowed_connection_types: Optional[frozenset] = None  # empty or None: any
+    account: str = ""  # the account's name; empty: the global account
 
 
 @dataclass
@@ -76,6 +77,7 @@ class NkeyUser:
     nkey: str
     permissions: Optional[Permissions] = None
     allowed_connection_types: Optional[frozenset] = None
+    account: str = ""
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -129,8 +131,11 @@ def configure_authorization(srv):
     if opts.nkeys is not None or opts.users is not None:
         srv.nkeys, srv.users = build_nkeys_and_users(opts)
         srv.auth_required = True
+        if srv.sys_only_user is not None:
+            srv.users.setdefault(srv.sys_only_user.username, srv.sys_only_user)
     else:
         srv.auth_required = bool(opts.username or opts.authorization)
+        srv.no_auth_user = opts.no_auth_user
     srv.nonce_required = bool(srv.nkeys)
 
 
@@ -231,7 +236,7 @@ def connection_type_allowed(allowed):
 
 def no_auth_user(srv):
     """The User that `no_auth_user` names, or None."""
-    name = srv.opts.no_auth_user
+    name = srv.no_auth_user
     if not name or not srv.users:
         return None
     return srv.users.get(name)
@@ -260,8 +265,8 @@ def check_client_authentication(srv, client):
         if user is None:
             return False
     elif srv.users:
-        if opts.no_auth_user and not c_user and not c_pass and not c_token:
-            u = srv.users.get(opts.no_auth_user)
+        if srv.no_auth_user and not c_user and not c_pass and not c_token:
+            u = srv.users.get(srv.no_auth_user)
             if u is not None:
                 # Go copies the user's name and password into the client's CONNECT options
                 # and compares them below, which fails for a bcrypt-hashed password (the hash
@@ -270,7 +275,7 @@ def check_client_authentication(srv, client):
                     return False
                 copts["user"] = u.username
                 client.register_user(u)
-                return True
+                return True  # even if its account was full: then the client is closed
         if c_user:
             user = srv.users.get(c_user)
             if user is None or not connection_type_allowed(user.allowed_connection_types):
@@ -287,8 +292,7 @@ def check_client_authentication(srv, client):
         if not nkeys.verify(c_nkey, client.nonce, raw):
             log.debug("%s - Signature not verified", client)
             return False
-        client.register_user(nkey)
-        return True
+        return client.register_user(nkey)
     if user is not None:
         if compare_passwords(user.password, c_pass):
             client.register_user(user)

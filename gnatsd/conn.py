@@ -30,11 +30,13 @@ from .errors import (
     ERR_MAX_SUBS,
     ERR_NO_RESPONDERS_HEADERS,
     ERR_STALE_CONNECTION,
+    ERR_TOO_MANY_ACCOUNT_CONNECTIONS,
     ClosedState,
     ProtocolError,
 )
 from . import gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
+from .accounts import add_shadow_subscriptions, remove_shadow_subs
 from .auth import auth_user_text, no_auth_user
 from .parser import Parser
 from .permissions import ClientPermissions
@@ -43,7 +45,9 @@ from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
 log = logging.getLogger("gnatsd")
 
-CLIENT = 0  # Go: connection kinds; routes, gateways and leafnodes will reuse this class
+# Go: connection kinds. Routes, gateways and leafnodes will reuse this class; SYSTEM,
+# JETSTREAM and ACCOUNT clients are the server's own, without a connection.
+CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, JETSTREAM, ACCOUNT = range(7)
 
 CRLF = b"\r\n"
 OK_PROTO = b"+OK\r\n"
@@ -91,6 +95,13 @@ def go_quote(b):
     return gofmt.go_quote(b.decode("utf-8", "replace"))
 
 
+def _min_limit(a, b):
+    """The tighter of two limits where 0 or less means none; 0 when neither limits."""
+    if a <= 0:
+        return max(b, 0)
+    return a if b <= 0 else min(a, b)
+
+
 def parse_size(b):
     """Go: parseSize. 1 to 9 ASCII digits, else -1."""
     if 0 < len(b) <= 9 and b.isdigit():
@@ -101,27 +112,36 @@ def parse_size(b):
 class Subscription:
     """Go: subscription. `sid` is kept as the bytes the client sent."""
 
-    __slots__ = ("client", "subject", "queue", "sid", "nm", "max")
+    __slots__ = ("client", "subject", "queue", "sid", "nm", "max", "icb", "im", "shadow")
 
-    def __init__(self, client, subject, queue, sid):
+    def __init__(self, client, subject, queue, sid, icb=None):
         self.client = client
         self.subject = subject
         self.queue = queue
         self.sid = sid
         self.nm = 0  # messages delivered
         self.max = 0  # auto-unsubscribe after this many (0: never)
+        self.icb = icb  # an internal subscription's callback (accounts.py, events)
+        self.im = None  # a shadow subscription's stream import (accounts.py)
+        self.shadow = None  # the shadows of this subscription in exporting accounts
+
+    def copy(self):
+        sub = Subscription(self.client, self.subject, self.queue, self.sid, self.icb)
+        sub.max = self.max
+        return sub
 
 
 class Client(Parser):
     """Go: client. One connection and both of its greenlets."""
 
-    def __init__(self, server, sock, cid, addr):
+    def __init__(self, server, sock, cid, addr, kind=CLIENT):
         self.srv = server
         self.sock = sock
-        self.fd = sock.fileno()  # for flush_inline's non-blocking os.write
+        self.fd = sock.fileno() if sock is not None else -1  # for flush_inline's non-blocking os.write
         self._tls = None  # the SSL object once the TLS handshake is done (flush_inline writes to it)
         self.cid = cid
-        self.kind = CLIENT
+        self.kind = kind
+        self.acc = server.gacc  # Go: registerWithAccount(s.globalAccount()) in createClient
         self.host, self.port = addr[0], addr[1]
         opts = server.opts
         self.mcl = opts.max_control_line  # Go: mcl, max control line
@@ -157,6 +177,7 @@ class Client(Parser):
         self.pa_szb = b""  # size digits as sent, echoed verbatim in MSG
         self.pa_hdr = -1  # header length for HPUB, -1 for PUB
         self.pa_hdb = b""
+        self.pa_psi = []  # service imports this message went through (Go: pa.psi), against cycles
         # stats
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         # liveness
@@ -175,7 +196,7 @@ class Client(Parser):
         self._stall = None  # Go: out.stc, set while pending bytes are over half of max_pending
         self._yield_timer = None  # for yield_to_others
         self._hub = gevent.get_hub()
-        if opts.trace:
+        if opts.trace and kind == CLIENT:
             install_tracing(self, opts.max_traced_msg_len)
 
     def __repr__(self):
@@ -383,6 +404,7 @@ class Client(Parser):
                     log.info("%s - Slow Consumer Detected: WriteDeadline of %ss exceeded with %d chunks "
                              "of %d total bytes.", self, self.srv.opts.write_deadline, n, self.pb)
                     self.srv.slow_consumers += 1
+                    self.acc.slow_consumers += 1
                 self.close_connection(ClosedState.SlowConsumerWriteDeadline)
                 return
             except OSError:
@@ -414,6 +436,7 @@ class Client(Parser):
         """Go: queueOutbound's max-pending branch. Drop the pending data and close."""
         log.info("%s - Slow Consumer Detected: MaxPending of %d Exceeded", self, self.mp)
         self.srv.slow_consumers += 1
+        self.acc.slow_consumers += 1
         self.close_connection(ClosedState.SlowConsumerPendingBytes)
 
     def send_err(self, text):
@@ -468,9 +491,17 @@ class Client(Parser):
             self.send_ok()
 
     def register_user(self, user):
-        """Go: RegisterUser / RegisterNkeyUser. Take the permissions of `user` (an auth.User or
-        auth.NkeyUser, as the server keeps it), or none; a user's name goes into the CONNECT
-        options, where logs and monitoring look for it. Does not yield."""
+        """Go: RegisterUser / RegisterNkeyUser. Join the account of `user` (an auth.User or
+        auth.NkeyUser, as the server keeps it) and take its permissions, or none; a user's
+        name goes into the CONNECT options, where logs and monitoring look for it. Returns
+        False, the connection closed, when its account is full. Does not yield."""
+        if user.account:
+            acc = self.srv.accounts[user.account]
+            if not self.register_with_account(acc):
+                self.send_err(ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
+                log.error("%s - %s", self, ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
+                self.close_connection(ClosedState.MaxAccountConnectionsExceeded)
+                return False
         perms = user.permissions
         if perms is None:
             self.perms = self.pperms = self.dperms = None
@@ -482,6 +513,26 @@ class Client(Parser):
         name = getattr(user, "username", "")
         if name:
             self.copts["user"] = name
+        return True
+
+    def register_with_account(self, acc):
+        """Go: registerWithAccount. Move to account `acc`; False when it has no room."""
+        prev = self.acc
+        if prev is not None:
+            prev.remove_client(self)
+        self.acc = acc
+        self.apply_account_limits()
+        if self.kind == CLIENT and acc.max_total_connections_reached():
+            return False
+        acc.add_client(self)
+        return True
+
+    def apply_account_limits(self):
+        """Go: applyAccountLimits. The lower of the account's and the server's max_payload
+        and max_subscriptions (here 0 or less means no limit, as in the options)."""
+        opts = self.srv.opts
+        self.mpay = _min_limit(self.acc.mpay, opts.max_payload)
+        self.msubs = _min_limit(self.acc.msubs, opts.max_subs)
 
     def process_no_auth_user(self):
         """Go: parse at OP_START. Auth is required and the first op is not CONNECT: with a
@@ -607,14 +658,25 @@ class Client(Parser):
             self.send_err(ERR_INVALID_SUBJECT)
             return
         sub = Subscription(self, subject, queue, sid)
+        acc = self.acc
         try:
-            self.srv.sublist.insert(sub)
+            acc.sublist.insert(sub)
         except SublistError:
             self.send_err(ERR_INVALID_SUBJECT)
             return
         self.subs[sid] = sub
         if self.verbose:
             self.send_ok()
+        if acc.stream_imports:
+            add_shadow_subscriptions(self, acc, sub)
+
+    def subscribe_internal(self, subject, sid, cb):
+        """Go: processSubEx for the server's own clients: a subscription whose messages go
+        to `cb` (see process_msg_results). Does not yield."""
+        sub = Subscription(self, subject, None, sid, cb)
+        self.acc.sublist.insert(sub)
+        self.subs[sid] = sub
+        return sub
 
     def sub_permission_violation(self, subject, queue, sid):
         """Go: subPermissionViolation."""
@@ -652,10 +714,17 @@ class Client(Parser):
             self.unsubscribe(sub)
 
     def unsubscribe(self, sub):
-        """Go: unsubscribe. Remove `sub` from this client and the sublist. Does not yield."""
+        """Go: unsubscribe. Remove `sub` from this client and the sublist, with its shadows
+        in other accounts; forget the service responses nobody here waits for now. Does not
+        yield."""
         if self.subs.get(sub.sid) is sub:
             del self.subs[sub.sid]
-            self.srv.sublist.remove(sub)
+            acc = self.acc
+            acc.sublist.remove(sub)
+            if sub.shadow is not None:
+                remove_shadow_subs(sub)
+            if acc.rr_map:
+                acc.check_for_reverse_entry(sub.subject, None, True)
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -666,6 +735,14 @@ class Client(Parser):
         srv = self.srv
         srv.in_msgs += 1
         srv.in_bytes += len(msg) - 2
+        acc = self.acc
+        acc.in_msgs += 1
+        acc.in_bytes += len(msg) - 2
+        if acc.mappings is not None:
+            # Go maps in the parser, before the permission checks see the subject.
+            mapped = acc.select_mapped_subject(self.pa_subject)
+            if mapped is not None:
+                self.pa_subject = mapped
         subject = self.pa_subject
         reply = self.pa_reply
         # Go's order: the gateway prefix, the publish permissions, then reserved replies.
@@ -685,12 +762,12 @@ class Client(Parser):
             return
         if self.verbose:
             self.send_ok()
-        result = srv.sublist.match(subject)
+        result = acc.sublist.match(subject)
         if not result.psubs and not result.qsubs:
             if reply is not None and self.no_responders:
                 self.send_no_responders(reply)
             return
-        delivered = self.process_msg_results(result, subject, reply, msg)
+        delivered = self.process_msg_results(acc, result, subject, reply, msg)
         if not delivered and reply is not None and self.no_responders:
             self.send_no_responders(reply)
 
@@ -706,8 +783,9 @@ class Client(Parser):
             return True
         return len(reply) > (8 if reply.startswith(b"$JS.ACK.") else 5)
 
-    def process_msg_results(self, result, subject, reply, msg):
-        """Go: processMsgResults. Deliver to every plain sub and one member of each queue group."""
+    def process_msg_results(self, acc, result, subject, reply, msg):
+        """Go: processMsgResults. Deliver to every plain sub and one member of each queue group
+        of `acc`'s `result`. Returns how many got it, internal subscriptions included."""
         szb = self.pa_szb
         if self.pa_hdr < 0:
             mh = (b" " + reply + b" " + szb + CRLF) if reply is not None else (b" " + szb + CRLF)
@@ -720,18 +798,50 @@ class Client(Parser):
             smsg = msg[self.pa_hdr :]
             smh = sp_reply + b" " + str(len(smsg) - 2).encode() + CRLF
             mh = None
-        delivered = 0
+        delivered = internal = 0
         for sub in result.psubs:
-            if self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):
+            if sub.icb is not None or sub.im is not None:
+                if self.deliver_special(acc, sub, subject, reply, mh, msg, hmh, smh, smsg):
+                    if sub.icb is None:
+                        delivered += 1
+                    else:
+                        internal += 1
+            elif self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):
                 delivered += 1
         for group in result.qsubs:
             n = len(group)
             start = random.randrange(n) if n > 1 else 0
             for i in range(n):
-                if self.deliver_msg(group[(start + i) % n], subject, mh, msg, hmh, smh, smsg):
+                sub = group[(start + i) % n]
+                if sub.im is not None:
+                    if self.deliver_special(acc, sub, subject, reply, mh, msg, hmh, smh, smsg):
+                        delivered += 1
+                        break
+                elif self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):
                     delivered += 1
                     break
-        return delivered
+        if delivered:
+            # Go: updateStats, once per message; every copy counts the full size.
+            size = delivered * (len(msg) - 2)
+            acc.out_msgs += delivered
+            acc.out_bytes += size
+            srv = self.srv
+            srv.out_msgs += delivered
+            srv.out_bytes += size
+        return delivered + internal
+
+    def deliver_special(self, acc, sub, subject, reply, mh, msg, hmh, smh, smsg):
+        """The rare subscriptions of process_msg_results: internal ones, whose callback takes
+        the message (Go: sub.icb), and shadows of another account's subscriptions, which get
+        it under that account's subject (Go: sub.im)."""
+        if sub.icb is not None:
+            if sub.client is self and not self.echo:
+                return False
+            sub.icb(sub, self, acc, subject, reply, msg)
+            return True
+        if self.pa_psi:
+            return False  # Go: a message imported from a service is not exported again as a stream
+        return self.deliver_msg(sub, sub.im.deliver_subject(subject), mh, msg, hmh, smh, smsg)
 
     def deliver_msg(self, sub, subject, mh, msg, hmh, smh, smsg):
         """Go: deliverMsg. Queue one MSG/HMSG for `sub`'s client. Returns False if skipped."""
@@ -763,9 +873,6 @@ class Client(Parser):
         client.pb += len(line) + len(msg)
         client.out_msgs += 1
         client.out_bytes += len(msg) - 2
-        srv = self.srv
-        srv.out_msgs += 1
-        srv.out_bytes += len(msg) - 2
         if client.pb > client.mp:
             client.slow_consumer()
             return True
@@ -776,7 +883,7 @@ class Client(Parser):
 
     def send_no_responders(self, reply):
         """Go: the no-responders branch of processInboundClientMsg (subForReply)."""
-        for sub in self.srv.sublist.match(reply).psubs:
+        for sub in self.acc.sublist.match(reply).psubs:
             if sub.client is self:
                 n = str(len(NO_RESPONDERS_HDR)).encode()
                 self.enqueue_proto(b"HMSG " + reply + b" " + sub.sid + b" " + n + b" " + n + CRLF
@@ -843,9 +950,16 @@ class Client(Parser):
             if timer is not None:
                 timer.close()
         self._ping_timer = self._auth_timer = None  # not _yield_timer: a readloop may wait on it
-        sublist = self.srv.sublist
+        acc = self.acc
+        sublist = acc.sublist
         for sub in self.subs.values():
             sublist.remove(sub)  # self.subs stays: /connz?state=closed&subs=1 lists them
+            if sub.shadow is not None:
+                remove_shadow_subs(sub)
+        if acc.rr_map:
+            for sub in self.subs.values():
+                acc.check_for_reverse_entry(sub.subject, None, True)
+        acc.remove_client(self)
         self.srv.remove_client(self)
         if self._stall is not None:
             self._stall.set()

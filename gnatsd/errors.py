@@ -20,6 +20,7 @@ ERR_MAX_CONNECTIONS = "maximum connections exceeded"
 ERR_BAD_CLIENT_PROTOCOL = "invalid client protocol"
 ERR_NO_RESPONDERS_HEADERS = "no responders requires headers support"
 ERR_STALE_CONNECTION = "Stale Connection"
+ERR_TOO_MANY_ACCOUNT_CONNECTIONS = "maximum account active connections exceeded"
 
 
 class ProtocolError(Exception):

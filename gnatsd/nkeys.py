@@ -134,13 +134,22 @@ def decode(expected_prefix, text):
     return raw[1:]
 
 
-def is_valid_public_user_key(text):
-    """Go nkeys: IsValidPublicUserKey."""
+def _is_valid_public_key(prefix, text):
     try:
-        decode(PREFIX_BYTE_USER, text)
+        decode(prefix, text)
     except NkeyError:
         return False
     return True
+
+
+def is_valid_public_user_key(text):
+    """Go nkeys: IsValidPublicUserKey."""
+    return _is_valid_public_key(PREFIX_BYTE_USER, text)
+
+
+def is_valid_public_account_key(text):
+    """Go nkeys: IsValidPublicAccountKey."""
+    return _is_valid_public_key(PREFIX_BYTE_ACCOUNT, text)
 
 
 def from_public_key(text):

@@ -62,6 +62,10 @@ class Options:
     no_auth_user: str = ""  # Go: NoAuthUser, a user of `users` taken by clients without credentials
     users: Optional[list] = None  # Go: Users, auth.User entries (None: no users list)
     nkeys: Optional[list] = None  # Go: Nkeys, auth.NkeyUser entries
+    # accounts (accounts.py; users name theirs in User.account)
+    accounts: list = field(default_factory=list)  # accounts.AccountConfig entries
+    system_account: str = ""  # Go: SystemAccount; empty: $SYS
+    no_system_account: bool = False
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
@@ -853,7 +857,22 @@ def _is_false(v):
 
 
 _block = _later(("map",))
-_accounts = _later(("map", "array"))
+
+
+def _accounts(o, k, tk, errors, warnings):
+    from .conf_accounts import parse_accounts
+    parse_accounts(o, k, tk, errors, warnings)
+
+
+def _mappings(o, k, tk, errors, warnings):
+    from .conf_accounts import parse_mappings_block
+    parse_mappings_block(o, k, tk, errors, warnings)
+
+
+def _system_account(o, k, tk, errors, warnings):
+    from .conf_accounts import configure_system_account
+    configure_system_account(o, k, tk, errors, warnings)
+
 _operators = _later(("str", "strings"))
 _resolver = _later(("str", "map"))
 _strings_later = _later(("str", "strings"))
@@ -917,8 +936,8 @@ CONFIG_FIELDS = {
     "tls": _tls_block,
     "allow_non_tls": _set("allow_non_tls", "bool"),
     "accounts": _accounts,
-    "mappings": _block,
-    "maps": _block,
+    "mappings": _mappings,
+    "maps": _mappings,
     "operator": _operators,
     "operators": _operators,
     "roots": _operators,
@@ -931,8 +950,8 @@ CONFIG_FIELDS = {
     "resolver_tls": _block,
     "resolver_preload": _block,
     "resolver_pinned_accounts": _strings_later,
-    "system_account": _later(("str",)),
-    "system": _later(("str",)),
+    "system_account": _system_account,
+    "system": _system_account,
     "trusted": _strings_later,
     "trusted_keys": _strings_later,
     "server_tags": _strings_later,
@@ -942,11 +961,10 @@ CONFIG_FIELDS = {
     "no_sublist_cache": _later(("bool",), honoured=_is_false),
     "max_sub_tokens": _later(("int",)),
     "max_subscription_tokens": _later(("int",)),
-    # Honoured as they are: gnatsd has no system account, and without routes, gateways or
-    # leafnodes these have nothing to change.
-    "no_system_account": _later(("bool",), honoured=lambda v: True),
-    "no_system": _later(("bool",), honoured=lambda v: True),
-    "no_sys_acc": _later(("bool",), honoured=lambda v: True),
+    "no_system_account": _set("no_system_account", "bool"),
+    "no_system": _set("no_system_account", "bool"),
+    "no_sys_acc": _set("no_system_account", "bool"),
+    # Honoured as they are: without routes, gateways or leafnodes these have nothing to change.
     "connect_error_reports": _later(("int",), honoured=lambda v: True),
     "reconnect_error_reports": _later(("int",), honoured=lambda v: True),
 }

@@ -20,7 +20,7 @@ import logging
 import time
 from itertools import islice
 
-from .sublist import FWC, PWC, TSEP, Sublist, SublistError
+from .sublist import Sublist, SublistError, subject_is_literal, subject_is_subset_match
 
 log = logging.getLogger("gnatsd")
 
@@ -74,39 +74,6 @@ def _sublist(entries, with_queue, what):
             # Go logs the queue split error and skips invalid subjects without a word.
             log.error("Invalid %s permission %r: %s", what, text, e)
     return sl
-
-
-def subject_is_literal(subject):
-    """Go: subjectIsLiteral. False when a token is exactly `*` or `>`."""
-    if PWC not in subject and FWC not in subject:
-        return True
-    for t in subject.split(TSEP):
-        if t == PWC or t == FWC:
-            return False
-    return True
-
-
-def subject_is_subset_match(subject, test):
-    """Go: subjectIsSubsetMatch. True when every subject `subject` matches, `test` matches too."""
-    tokens = subject.split(TSEP)
-    tts = test.split(TSEP)
-    for i, t2 in enumerate(tts):
-        if i >= len(tokens):
-            return False
-        if not t2:
-            return False
-        if t2 == FWC:
-            return True
-        t1 = tokens[i]
-        if not t1 or t1 == FWC:
-            return False
-        if t1 == PWC:
-            if t2 != PWC:
-                return False
-            continue
-        if t2 != PWC and t1 != t2:
-            return False
-    return len(tokens) == len(tts)
 
 
 def queue_matches(queue, qsubs):

@@ -24,12 +24,12 @@ from gevent import ssl as gevent_ssl
 from gevent.event import Event
 
 from . import auth, const, gofmt, tls
-from .conn import Client
+from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Account, AccountError, build_accounts
+from .conn import ACCOUNT, Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
-from .sublist import Sublist
 
 log = logging.getLogger("gnatsd")
 
@@ -99,12 +99,15 @@ class Server:
                 raise ConfigError(str(e)) from None
         self.signing_key, self.server_id = create_server_keypair()
         self.name = opts.server_name or self.server_id
-        self.sublist = Sublist()
+        self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
+        self.configure_accounts()
         self.clients = {}  # cid -> Client
         self.total_clients = 0
         self.gcid = 0  # Go: gcid, the client id counter
         # Go: configureAuthorization. Sets users, nkeys, auth_required and nonce_required.
         auth.configure_authorization(self)
+        for acc in self.accounts.values():
+            acc.add_all_service_import_subs()  # Go: configureAccounts, once the server can make clients
         self.start_time = None
         self.listener = None
         self.addr = None  # (host, port) actually bound
@@ -123,6 +126,54 @@ class Server:
         self.http_req_stats = {}
         self.monitor = None  # monitor.app.MonitorServer while the HTTP monitor runs
         self.http_addr = None  # (host, port) the monitor is bound to
+
+    # -- accounts ------------------------------------------------------------------------
+
+    def configure_accounts(self):
+        """Go: configureAccounts and the system account set-up of Start. Builds this server's
+        accounts from the options (each server its own, as Go copies them)."""
+        opts = self.opts
+        try:
+            self.accounts = build_accounts(opts.accounts)
+        except AccountError as e:
+            raise ConfigError(str(e)) from None
+        self.gacc = self.accounts[GLOBAL_ACCOUNT]
+        self.sublist = self.gacc.sublist  # the global account's, as gnatsd had before accounts
+        sys_name = opts.system_account
+        if not sys_name and SYSTEM_ACCOUNT in self.accounts:
+            sys_name = SYSTEM_ACCOUNT
+        if sys_name and sys_name not in self.accounts:
+            raise ConfigError("error resolving system account: " + ERR_MISSING_ACCOUNT)
+        # Go: with only the system account configured beside $G, clients without credentials
+        # still reach $G, as a made-up no_auth_user (see auth.configure_authorization).
+        self.no_auth_user = opts.no_auth_user
+        self.sys_only_user = None
+        if sys_name and len(self.accounts) == 2 and not opts.no_auth_user:
+            name = "nats-" + "".join(random.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(8))
+            self.sys_only_user = auth.User(name, name[5:], account=GLOBAL_ACCOUNT)
+            self.no_auth_user = name
+        if not sys_name and not opts.no_system_account:
+            sys_name = SYSTEM_ACCOUNT
+            self.accounts[sys_name] = Account(sys_name)
+        self.sys_account = self.accounts.get(sys_name) if sys_name else None
+        for acc in self.accounts.values():
+            acc.srv = self
+
+    def create_internal_client(self, acc, kind=ACCOUNT):
+        """Go: createInternalClient. A client without a connection, for `acc`'s internal
+        subscriptions (service imports, responses, and later the system's)."""
+        c = Client(self, None, 0, ("", 0), kind)
+        c.acc = acc
+        c.echo = False
+        c.headers = True
+        c.verbose = False
+        c.mpay = c.msubs = 0
+        c.connect_received = True
+        c.auth_pending = False
+        return c
+
+    def lookup_account(self, name):
+        return self.accounts.get(name)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -235,7 +286,7 @@ class Server:
                 info["nonce"] = nonce
             # With a no_auth_user, a client needs no credentials, and the first INFO says so
             # (the auth timer still runs, and later INFOs have the server's value).
-            if self.opts.no_auth_user and "auth_required" in info:
+            if self.no_auth_user and "auth_required" in info:
                 del info["auth_required"]
         if ldm:
             info["ldm"] = True
@@ -281,6 +332,7 @@ class Server:
             client.close_connection(ClosedState.MaxConnectionsExceeded)
             return False
         self.clients[client.cid] = client
+        client.acc.add_client(client)  # Go: createClient registers it with the global account
         self.total_clients += 1
         return True
 
@@ -295,7 +347,7 @@ class Server:
         return len(self.clients)
 
     def num_subscriptions(self):
-        return self.sublist.count
+        return sum(acc.sublist.count for acc in self.accounts.values())
 
     def check_authentication(self, client):
         """Go: checkAuthentication. May yield (bcrypt runs in the thread pool)."""

@@ -1,7 +1,8 @@
 """Subject routing: a trie of subscriptions with `*`/`>` wildcards, queue groups and a match cache.
 
 Ports nats-server `server/sublist.go` (Sublist, Insert, Remove, Match, IsValidSubject,
-IsValidLiteralSubject). No socket, no gevent import: this module is plain data structures.
+IsValidLiteralSubject, subjectIsLiteral, subjectIsSubsetMatch, isSubsetMatchTokenized,
+SubjectsCollide). No socket, no gevent import: this module is plain data structures.
 
 Subjects are bytes, as they arrive on the wire. A subscription is any object with the
 attributes `subject` (bytes) and `queue` (bytes or None); the sublist never looks further.
@@ -335,5 +336,64 @@ def is_valid_literal_subject(subject):
         return False
     for t in subject.split(TSEP):
         if not t or t == PWC or t == FWC:
+            return False
+    return True
+
+
+def subject_is_literal(subject):
+    """Go: subjectIsLiteral. False when a token is exactly `*` or `>`."""
+    if PWC not in subject and FWC not in subject:
+        return True
+    for t in subject.split(TSEP):
+        if t == PWC or t == FWC:
+            return False
+    return True
+
+
+def is_subset_match_tokenized(tokens, test):
+    """Go: isSubsetMatchTokenized. True when every subject `tokens` matches is matched by
+    `test`: `foo.*` is a subset of `>`, `*.*` and `foo.*`, not of `foo.bar`. Both are lists
+    of tokens and may hold wildcards."""
+    n = len(tokens)
+    for i, t2 in enumerate(test):
+        if i >= n or not t2:
+            return False
+        if t2 == FWC:
+            return True
+        t1 = tokens[i]
+        if not t1 or t1 == FWC:
+            return False
+        if t1 == PWC:
+            if t2 != PWC:
+                return False
+            continue
+        if t2 != PWC and t1 != t2:
+            return False
+    return n == len(test)
+
+
+def subject_is_subset_match(subject, test):
+    """Go: subjectIsSubsetMatch. True when every subject `subject` matches, `test` matches too."""
+    return is_subset_match_tokenized(subject.split(TSEP), test.split(TSEP))
+
+
+def subjects_collide(subj1, subj2):
+    """Go: SubjectsCollide. True when some literal subject matches both."""
+    if subj1 == subj2:
+        return True
+    toks1, toks2 = subj1.split(TSEP), subj2.split(TSEP)
+    fwc1, fwc2 = toks1[-1] == FWC, toks2[-1] == FWC
+    lit1, lit2 = subject_is_literal(subj1), subject_is_literal(subj2)
+    if lit1 and lit2:
+        return False
+    if lit1:
+        return is_subset_match_tokenized(toks1, toks2)
+    if lit2:
+        return is_subset_match_tokenized(toks2, toks1)
+    n1, n2 = len(toks1), len(toks2)
+    if n1 != n2 and ((n1 < n2 and not fwc1) or (n2 < n1 and not fwc2)):
+        return False
+    for t1, t2 in zip(toks1, toks2):
+        if t1 != t2 and t1 not in (PWC, FWC) and t2 not in (PWC, FWC):
             return False
     return True

@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gnatsd import conf
+from gnatsd.accounts import AccountConfig
 from gnatsd.auth import NkeyUser, User
 from gnatsd import log as glog
 from gnatsd import signals
@@ -1189,14 +1190,11 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     ("jetstream: enabled", "jetstream is not yet supported by gnatsd"),
     ("jetstream: true", "jetstream is not yet supported by gnatsd"),
     ("jetstream {}", "jetstream is not yet supported by gnatsd"),
-    ("accounts { A { users: [ {user: a} ] } }", "accounts is not yet supported by gnatsd"),
-    ("mappings { foo: bar }", "mappings is not yet supported by gnatsd"),
     ("operator: eyJ0eXAiOiJqd3Qi.eyJqdGki.V_v6k3aMOpyau83Ra", "operator is not yet supported by gnatsd"),
     ("operators: [a.jwt, b.jwt]", "operators is not yet supported by gnatsd"),
     ("resolver: MEMORY", "resolver is not yet supported by gnatsd"),
     ("resolver { type: full, dir: './jwt' }", "resolver is not yet supported by gnatsd"),
     ("resolver_preload { AD7SEANS: eyJ0eXAi }", "resolver_preload is not yet supported by gnatsd"),
-    ("system_account: SYS", "system_account is not yet supported by gnatsd"),
     ("trusted: [OAB, OCD]", "trusted is not yet supported by gnatsd"),
     ("server_tags: [a, b]", "server_tags is not yet supported by gnatsd"),
     ("ocsp: true", "ocsp is not yet supported by gnatsd"),
@@ -1205,7 +1203,7 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     # wrong shapes are reported as such
     ("cluster: nats://0.0.0.0:6222", 'cluster: expected a map, got string "nats://0.0.0.0:6222"'),
     ("tls: true", "tls: expected a map such as { cert_file: server.pem, key_file: server-key.pem }, got boolean true"),
-    ("accounts: 1", "accounts: expected a map or an array, got integer 1"),
+    ("accounts: 1", "accounts: expected a map of accounts or an array of account names, got integer 1"),
     ("operator: [1, 2]", "operator: expected a string or an array of strings, got an array"),
     ("ocsp: maybe", 'ocsp: expected a boolean (true/false) or a map, got string "maybe"'),
     ("no_system_account: 1", "no_system_account: expected a boolean (true/false), got integer 1"),
@@ -1225,7 +1223,7 @@ def test_settings_that_ask_for_nothing_are_accepted(tmp_path, text):
 
 def test_every_unsupported_block_is_reported(tmp_path):
     err = config_errors(tmp_path, "tls {\n}\naccounts { A: {} }\njetstream: true\nport: 1\ncluster {}\n")
-    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (3, 1), (4, 1), (6, 1)]
+    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (4, 1), (6, 1)]
 
 
 # -- real-world configs (tests/configs) --------------------------------------------------------
@@ -1245,6 +1243,7 @@ LOADS = {
     "json.conf": {"http_port": 8227, "port": 4227, "write_deadline": 3600.0, "debug": True,
                   "max_control_line": 1024},
     "server_auth_users.conf": {"users": [User("testuser", "testpass"), User("other", "pass2")], "nkeys": None},
+    "nkeys_server.conf": {"accounts": [AccountConfig("acme")], "users": None},
     "server_auth_nkey.conf": {"users": None,
                               "nkeys": [NkeyUser("UBABIZX6SZFAKHK2KGUFD6QH53FDAH5QVCH2R5MJLFPEVYAW22QWQQCX")]},
 }
@@ -1256,8 +1255,7 @@ REFUSED = {
     "ws_allman.conf": ["1:1: websocket is not yet supported by gnatsd"],
     "jetstream.conf": ["2:3: jetstream is not yet supported by gnatsd"],
     "js_limits.conf": ["2:1: jetstream is not yet supported by gnatsd",
-                       "8:1: accounts is not yet supported by gnatsd"],
-    "nkeys_server.conf": ["2:1: accounts is not yet supported by gnatsd"],
+                       "11:5: jetstream is not yet supported by gnatsd"],
     "resolver_preload.conf": ["1:1: operator is not yet supported by gnatsd",
                               "3:1: resolver is not yet supported by gnatsd",
                               "6:1: resolver_preload is not yet supported by gnatsd"],

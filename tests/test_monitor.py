@@ -662,7 +662,7 @@ def test_routez_gatewayz_leafz(mon):
 
 def test_accountz_and_accstatz(mon, conns):
     az = getj(mon, "/accountz")
-    assert az["accounts"] == ["$G"] and "account_detail" not in az
+    assert az["accounts"] == ["$G", "$SYS"] and az["system_account"] == "$SYS" and "account_detail" not in az
     c = conns(mon)
     c.send(b"SUB x 1\r\nPUB x 3\r\nabc\r\n")
     c.expect(rb"MSG x 1 3\r\nabc\r\n")
@@ -677,7 +677,7 @@ def test_accountz_and_accstatz(mon, conns):
 
 def test_accstatz_unused(mon):
     assert getj(mon, "/accstatz")["account_statz"] == []
-    assert [a["acc"] for a in getj(mon, "/accstatz?unused=1")["account_statz"]] == ["$G"]
+    assert [a["acc"] for a in getj(mon, "/accstatz?unused=1")["account_statz"]] == ["$G", "$SYS"]
 
 
 def test_jsz_disabled(mon):
@@ -779,7 +779,7 @@ BAD = [
     ("/subsz?test=foo..bar", "invalid test subject, must be valid publish subject: foo..bar"),
     ("/subsz?test=%3E", "invalid test subject, must be valid publish subject: >"),
     ("/accountz?acc=nope", "Account nope does not exist"),
-    ("/accountz?acc=%24SYS", "Account $SYS does not exist"),
+    ("/accountz?acc=NOPE", "Account NOPE does not exist"),
     ("/accstatz?unused=x", "Error decoding boolean for 'unused': strconv.ParseBool: parsing \"x\": invalid syntax"),
     ("/jsz?accounts=x", "Error decoding boolean for 'accounts': strconv.ParseBool: parsing \"x\": invalid syntax"),
     ("/jsz?offset=x", "Error decoding int for 'offset': strconv.Atoi: parsing \"x\": invalid syntax"),
@@ -840,8 +840,7 @@ JETSTREAM_ON = {"jetstream.config", "jetstream.config.max_memory", "jetstream.co
                 "jetstream.stats.storage"}
 EXPECTED_DIFFERENCES = {
     # endpoint: (in the reference only, in gnatsd only)
-    "varz": (JETSTREAM_ON | {"system_account"}, {"gnatsd_version"}),
-    "accountz": ({"system_account"}, set()),
+    "varz": (JETSTREAM_ON, {"gnatsd_version"}),
     "jsz": ({"config.store_dir"}, {"disabled"}),
 }
 

@@ -44,7 +44,7 @@ METRICS = (
     ("gnatsd_varz_in_bytes", "counter", "Payload bytes received from clients."),
     ("gnatsd_varz_out_bytes", "counter", "Payload bytes delivered to clients."),
     ("gnatsd_varz_slow_consumers", "counter", "Connections closed as slow consumers."),
-    ("gnatsd_varz_subscriptions", "gauge", "Subscriptions in the server's sublist."),
+    ("gnatsd_varz_subscriptions", "gauge", "Subscriptions in all accounts."),
     ("gnatsd_connz_total", "gauge", "Open client connections (as /connz's total)."),
     ("gnatsd_connz_pending_bytes", "gauge", "Bytes waiting to be written, summed over open connections."),
     ("gnatsd_connz_subscriptions", "gauge", "Subscriptions, summed over open connections."),
@@ -90,7 +90,7 @@ def collect(s):
     for c in clients.values():
         pending += c.pb
         nsubs += len(c.subs)
-    st = sublist_stats(s.sublist)
+    st = sublist_stats(*(a.sublist for a in s.accounts.values()))
     ring = s.closed_clients
     req_stats = getattr(s, "http_req_stats", None) or {}
     impl = f"{sys.implementation.name}{sys.version.split()[0]}"
@@ -115,7 +115,7 @@ def collect(s):
         "gnatsd_varz_in_bytes": [((), s.in_bytes)],
         "gnatsd_varz_out_bytes": [((), s.out_bytes)],
         "gnatsd_varz_slow_consumers": [((), s.slow_consumers)],
-        "gnatsd_varz_subscriptions": [((), s.sublist.count)],
+        "gnatsd_varz_subscriptions": [((), s.num_subscriptions())],
         "gnatsd_connz_total": [((), len(clients))],
         "gnatsd_connz_pending_bytes": [((), pending)],
         "gnatsd_connz_subscriptions": [((), nsubs)],

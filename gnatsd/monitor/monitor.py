@@ -7,9 +7,9 @@ in the field order of Go's struct, with Go's `omitempty` applied; `app.py` only 
 into HTTP (STYLE.md, "For gnatsd" 12). Bad options raise `MonitorError` with Go's text, which
 the HTTP layer answers with a 400.
 
-Subsystems gnatsd does not have yet (routes, gateways, leafnodes, JetStream, accounts other
-than the global one, the system account) report what the Go server reports when they are not
-configured: empty lists and maps, zero counts, `"disabled": true` for JetStream.
+Subsystems gnatsd does not have yet (routes, gateways, leafnodes, JetStream) report what the
+Go server reports when they are not configured: empty lists and maps, zero counts,
+`"disabled": true` for JetStream.
 
 Concurrency: every function runs on the server's hub and never yields, so it sees the server
 between two greenlet switches (Go takes the server lock for the same reason).
@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass
 
 from .. import const
+from ..accounts import GLOBAL_ACCOUNT, RESP_TYPE_NAMES
 from ..gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
 from .pse import ProcUsage
 from .ring import sub_tuple
 from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, sort_conns
 
-GLOBAL_ACCOUNT = "$G"  # Go: globalAccountName
 DEFAULT_CONN_LIST_SIZE = 1024  # Go: DefaultConnListSize
 DEFAULT_SUB_LIST_SIZE = 1024  # Go: DefaultSubListSize
 FWCS = ">"  # Go: fwcs
@@ -156,9 +156,11 @@ def varz(s, varz_opts=None):
     v["in_bytes"] = s.in_bytes
     v["out_bytes"] = s.out_bytes
     v["slow_consumers"] = s.slow_consumers
-    v["subscriptions"] = s.sublist.count
+    v["subscriptions"] = s.num_subscriptions()
     v["http_req_stats"] = _http_req_stats(s)
     v["config_load_time"] = format_time(start)  # Go: configTime, set at start and on reload
+    if s.sys_account is not None:
+        v["system_account"] = s.sys_account.name
     v["gnatsd_version"] = const.GNATSD_VERSION  # not in Go: gnatsd's own release (DESIGN.md 1b)
     return v
 
@@ -261,6 +263,8 @@ def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
         user = _raw_auth_user(copts)
         if user:
             _insert_before(ci, "authorized_user", user, ("subscriptions_list", "subscriptions_list_detail"))
+        if c.acc is not c.srv.gacc:  # Go: the account iff not the global one
+            _insert_before(ci, "account", c.acc.name, ("subscriptions_list", "subscriptions_list_detail"))
         if copts.get("jwt"):
             ci["jwt"] = copts["jwt"]
     return ci
@@ -272,10 +276,13 @@ def _closed_conn_info(cc, subs, subs_det, auth):
                     cc.lang, cc.version)
     if auth and cc.user:
         ci["authorized_user"] = cc.user
+    if auth and cc.acc:
+        ci["account"] = cc.acc
     if cc.subs:
         if subs_det:
             # Go keeps a closed client's subscriptions as newSubDetail, account included.
-            ci["subscriptions_list_detail"] = [dict(_sub_detail(t, GLOBAL_ACCOUNT), cid=cc.cid) for t in cc.subs]
+            acc = cc.acc or GLOBAL_ACCOUNT
+            ci["subscriptions_list_detail"] = [dict(_sub_detail(t, acc), cid=cc.cid) for t in cc.subs]
         elif subs:
             ci["subscriptions_list"] = [t[0] for t in cc.subs]
     if auth and cc.jwt:
@@ -334,13 +341,13 @@ def connz(s, opts=None, pause=None):
     now = _now_ns()
     c = {"server_id": s.server_id, "now": format_time(now), "num_connections": 0, "total": 0,
          "offset": offset, "limit": limit, "connections": []}
-    if acc and acc != GLOBAL_ACCOUNT:
+    if acc and acc not in s.accounts:
         # Go returns early for an unknown account, before it fills in the server id.
         c["server_id"] = ""
         c["connections"] = None
         return c
 
-    clist = s.clients
+    clist = s.accounts[acc].clients if acc else s.clients
     closed = None
     total = 0
     if state in (CONN_OPEN, CONN_ALL):
@@ -458,26 +465,29 @@ class SubszOptions:
     test: str = ""
 
 
-def sublist_stats(sl):
-    """Go: Sublist.Stats, as the SublistStats JSON fields."""
-    matches = sl.matches
-    tot = mx = 0
-    cache = sl.cache
-    for r in cache.values():
-        n = len(r.psubs) + len(r.qsubs)
-        tot += n
-        if n > mx:
-            mx = n
-    return {
-        "num_subscriptions": sl.count,
-        "num_cache": len(cache),
-        "num_inserts": sl.inserts,
-        "num_removes": sl.removes,
-        "num_matches": matches,
-        "cache_hit_rate": sl.cache_hits / matches if matches else 0.0,
-        "max_fanout": mx,
-        "avg_fanout": tot / len(cache) if tot else 0.0,
-    }
+def sublist_stats(*sublists):
+    """Go: Sublist.Stats, as the SublistStats JSON fields; of several sublists, summed as
+    Go's SublistStats.add sums them (the cache hit rates too)."""
+    st = dict(_ZERO_STATS)
+    tot = cached = 0
+    for sl in sublists:
+        matches = sl.matches
+        cache = sl.cache
+        for r in cache.values():
+            n = len(r.psubs) + len(r.qsubs)
+            tot += n
+            if n > st["max_fanout"]:
+                st["max_fanout"] = n
+        cached += len(cache)
+        st["num_subscriptions"] += sl.count
+        st["num_cache"] += len(cache)
+        st["num_inserts"] += sl.inserts
+        st["num_removes"] += sl.removes
+        st["num_matches"] += matches
+        st["cache_hit_rate"] += sl.cache_hits / matches if matches else 0.0
+    if tot:
+        st["avg_fanout"] = tot / cached
+    return st
 
 
 _ZERO_STATS = {"num_subscriptions": 0, "num_cache": 0, "num_inserts": 0, "num_removes": 0, "num_matches": 0,
@@ -502,22 +512,22 @@ def subsz(s, opts=None, pause=None):
             if not is_valid_literal_subject(test):
                 raise MonitorError(f"invalid test subject, must be valid publish subject: {opts.test}")
         filter_acc = opts.account
-    ours = not filter_acc or filter_acc == GLOBAL_ACCOUNT
-    stats = sublist_stats(s.sublist) if ours else dict(_ZERO_STATS)
+    accounts = [a for a in s.accounts.values() if not filter_acc or a.name == filter_acc]
+    stats = sublist_stats(*(a.sublist for a in accounts))
     sz = {"server_id": s.server_id, "now": format_time(_now_ns())}
     sz.update(stats)
     sz["total"] = 0
     sz["offset"] = offset
     sz["limit"] = limit
-    if subdetail and ours:
-        found = [sub for sub in s.sublist.all_subs()
+    if subdetail:
+        found = [sub for a in accounts for sub in a.sublist.all_subs()
                  if getattr(sub, "client", None) is not None
                  and (test is None or subject_matches(sub.subject, test))]
         page = []
         for i, sub in enumerate(found[offset:offset + limit]):
             if pause is not None and i and not i % PAUSE_EVERY:
                 pause()
-            page.append(dict(_sub_detail(sub_tuple(sub), GLOBAL_ACCOUNT), cid=sub.client.cid))
+            page.append(dict(_sub_detail(sub_tuple(sub), sub.client.acc.name), cid=sub.client.cid))
         if page:
             sz["subscriptions_list"] = page
         sz["total"] = len(page)
@@ -535,32 +545,75 @@ class AccountzOptions:
 
 
 def accountz(s, opts=None):
-    """Go: Accountz. gnatsd has one account, the global `$G`, and no system account yet."""
+    """Go: Accountz. The names of the accounts, or one account's details."""
     a = {"server_id": s.server_id, "now": format_time(_now_ns())}
+    if s.sys_account is not None:
+        a["system_account"] = s.sys_account.name
     name = opts.account if opts is not None else ""
     if not name:
-        a["accounts"] = [GLOBAL_ACCOUNT]
+        a["accounts"] = list(s.accounts)
         return a
     a["account_detail"] = account_info(s, name)
     return a
 
 
+def _ext_import(si, local_key):
+    """Go: ExtImport (jwt.Import and its flags) of a service or stream import."""
+    service = local_key == "to"
+    d = {"subject": si.from_.decode(), "account": si.acc.name, local_key: si.to.decode(),
+         "type": "service" if service else "stream", "invalid": si.invalid,
+         "share": bool(getattr(si, "share", False)), "tracking": False}
+    return d
+
+
+def _ext_export(subject, ea, service):
+    """Go: ExtExport (jwt.Export and its approvals)."""
+    d = {"subject": subject.decode(), "type": "service" if service else "stream"}
+    if ea is not None:
+        if ea.token_req:
+            d["token_req"] = True
+        if service:
+            d["response_type"] = RESP_TYPE_NAMES[ea.resp_type]
+            if ea.latency is not None:
+                subj, sampling = ea.latency
+                d["service_latency"] = {"sampling": sampling or "headers", "results": subj}
+        if ea.approved:
+            d["approved_accounts"] = list(ea.approved)
+    return d
+
+
 def account_info(s, name):
     """Go: accountInfo."""
-    if name != GLOBAL_ACCOUNT:
+    a = s.accounts.get(name)
+    if a is None:
         raise MonitorError(f"Account {name} does not exist")
-    start = time_ns(s.start_time) if s.start_time else _now_ns()
-    return {
-        "account_name": name,
-        "update_time": format_time(start),
+    info = {"account_name": name, "update_time": format_time(time_ns(a.updated))}
+    if a is s.sys_account:
+        info["is_system"] = True
+    info.update({
         "expired": False,
         "complete": True,
         "jetstream_enabled": False,
         "leafnode_connections": 0,
-        "client_connections": len(s.clients),
-        "subscriptions": s.sublist.count,
-        "sublist_stats": sublist_stats(s.sublist),
-    }
+        "client_connections": a.num_local_connections(),
+        "subscriptions": a.sublist.count,
+    })
+    if a.mappings:
+        info["mappings"] = {m.src: [dict({"dest": d.tr.dest, "weight": d.weight}, **({"cluster": c} if c else {}))
+                                    for c, dests in [("", m.dests)] + sorted(m.cdests.items()) for d in dests]
+                            for m in a.mappings}
+    exports = [_ext_export(k, v, True) for k, v in a.service_exports.items()]
+    exports += [_ext_export(k, v, False) for k, v in a.stream_exports.items()]
+    if exports:
+        info["exports"] = exports
+    imports = [_ext_import(si, "local_subject") for si in a.stream_imports]
+    imports += [_ext_import(si, "to") for si in a.service_imports.values()]
+    if imports:
+        info["imports"] = imports
+    info["sublist_stats"] = sublist_stats(a.sublist)
+    if a.responses:
+        info["responses"] = {k.decode(): _ext_import(si, "to") for k, si in a.responses.items()}
+    return info
 
 
 @dataclass
@@ -572,23 +625,23 @@ class AccountStatzOptions:
 
 
 def account_statz(s, opts=None):
-    """Go: AccountStatz. The global account's traffic is the server's."""
+    """Go: AccountStatz. Accounts with connections, or all of them with include_unused."""
     stz = {"server_id": s.server_id, "now": format_time(_now_ns()), "account_statz": []}
     wanted = opts.accounts if opts is not None else ()
     unused = opts.include_unused if opts is not None else False
-    if wanted and GLOBAL_ACCOUNT not in wanted:
-        return stz
-    conns = len(s.clients)
-    if unused or conns:
-        stz["account_statz"].append({
-            "acc": GLOBAL_ACCOUNT,
-            "conns": conns,
-            "leafnodes": 0,
-            "total_conns": conns,
-            "sent": {"msgs": s.out_msgs, "bytes": s.out_bytes},
-            "received": {"msgs": s.in_msgs, "bytes": s.in_bytes},
-            "slow_consumers": s.slow_consumers,
-        })
+    accounts = [s.accounts[n] for n in wanted if n in s.accounts] if wanted else s.accounts.values()
+    for a in accounts:
+        conns = a.num_local_connections()
+        if unused or conns:
+            stz["account_statz"].append({
+                "acc": a.name,
+                "conns": conns,
+                "leafnodes": 0,
+                "total_conns": conns,
+                "sent": {"msgs": a.out_msgs, "bytes": a.out_bytes},
+                "received": {"msgs": a.in_msgs, "bytes": a.in_bytes},
+                "slow_consumers": a.slow_consumers,
+            })
     return stz
 
 

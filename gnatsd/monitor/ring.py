@@ -55,7 +55,7 @@ class ClosedClient:
         cc.lang = copts.get("lang") or ""
         cc.version = copts.get("version") or ""
         cc.user = copts.get("user") or ""  # Go: c.opts.Username
-        cc.acc = ""  # Go: only a non-global account's name; every client is in $G for now
+        cc.acc = c.acc.name if c.acc is not c.srv.gacc else ""  # Go: only a non-global account's name
         cc.jwt = copts.get("jwt") or ""
         return cc
 
