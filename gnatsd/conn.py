@@ -19,7 +19,7 @@ import gevent
 from gevent import Timeout
 from gevent.event import Event
 
-from .const import MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
+from .const import CLIENT, MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
 from .errors import (
     ERR_BAD_CLIENT_PROTOCOL,
     ERR_INVALID_PUB_SUBJECT,
@@ -34,7 +34,7 @@ from .errors import (
     ClosedState,
     ProtocolError,
 )
-from . import gofmt, gojson, tls
+from . import events, gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .accounts import add_shadow_subscriptions, remove_shadow_subs
 from .auth import auth_user_text, no_auth_user
@@ -45,9 +45,6 @@ from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
 log = logging.getLogger("gnatsd")
 
-# Go: connection kinds. Routes, gateways and leafnodes will reuse this class; SYSTEM,
-# JETSTREAM and ACCOUNT clients are the server's own, without a connection.
-CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, JETSTREAM, ACCOUNT = range(7)
 
 CRLF = b"\r\n"
 OK_PROTO = b"+OK\r\n"
@@ -291,6 +288,8 @@ class Client(Parser):
         else:
             log.error("%s - %s", self, e.err)
             self.send_err(e.err)
+        if e.reason == ClosedState.AuthenticationViolation:
+            events.send_auth_error_event(self)  # Go: authViolation
         self.close_connection(e.reason)
 
     def flush_clients(self):
@@ -487,6 +486,7 @@ class Client(Parser):
         if self.no_responders and not self.headers:
             raise ProtocolError(ERR_NO_RESPONDERS_HEADERS, ERR_NO_RESPONDERS_HEADERS,
                                 ClosedState.NoRespondersRequiresHeaders)
+        events.account_connect_event(self)  # Go: checkAuthentication, for accounts other than $G
         if self.verbose:
             self.send_ok()
 
@@ -525,6 +525,7 @@ class Client(Parser):
         if self.kind == CLIENT and acc.max_total_connections_reached():
             return False
         acc.add_client(self)
+        events.acc_conns_update(self.srv, acc)
         return True
 
     def apply_account_limits(self):
@@ -546,6 +547,7 @@ class Client(Parser):
             self._auth_timer = None
         self.connect_received = True
         self.auth_pending = False
+        events.account_connect_event(self)
         return True
 
     def process_info(self, arg):
@@ -961,6 +963,9 @@ class Client(Parser):
                 acc.check_for_reverse_entry(sub.subject, None, True)
         acc.remove_client(self)
         self.srv.remove_client(self)
+        events.account_disconnect_event(self, str(reason))  # Go: saveClosedClient
+        if acc is not self.srv.gacc:  # Go: removeClient reports every account but the global one
+            events.acc_conns_update(self.srv, acc)
         if self._stall is not None:
             self._stall.set()
             self._stall = None

@@ -24,8 +24,10 @@ from gevent import ssl as gevent_ssl
 from gevent.event import Event
 
 from . import auth, const, gofmt, tls
+from . import events
 from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Account, AccountError, build_accounts
-from .conn import ACCOUNT, Client
+from .conn import Client
+from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
@@ -100,6 +102,7 @@ class Server:
         self.signing_key, self.server_id = create_server_keypair()
         self.name = opts.server_name or self.server_id
         self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
+        self.sys = None  # events.Internal while the system account's events run (Go: sys)
         self.configure_accounts()
         self.clients = {}  # cid -> Client
         self.total_clients = 0
@@ -187,6 +190,8 @@ class Server:
         self.addr = (opts.host, self.listener.getsockname()[1])
         self._info = self._build_info()
         self.running = True
+        if self.sys_account is not None:
+            events.start_events(self)
         log.info("Starting nats-server")
         log.info("  Version:  %s (gnatsd %s)", const.VERSION, const.GNATSD_VERSION)
         log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
@@ -313,6 +318,9 @@ class Server:
     def create_client(self, sock, addr):
         """Go: createClient. Starts the connection's greenlet."""
         sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        if addr[0].startswith("::ffff:") and "." in addr[0]:
+            # An IPv4 client of the dual-stack listener: Go shows it as plain IPv4.
+            addr = (addr[0][7:],) + tuple(addr[1:])
         self.gcid += 1
         client = Client(self, sock, self.gcid, addr)
         gevent.spawn(client.run)
@@ -333,6 +341,7 @@ class Server:
             return False
         self.clients[client.cid] = client
         client.acc.add_client(client)  # Go: createClient registers it with the global account
+        events.acc_conns_update(self, client.acc)
         self.total_clients += 1
         return True
 
@@ -405,6 +414,7 @@ class Server:
         """Go: Shutdown. Close the listener and every client. Idempotent; does not yield."""
         if not self.running:
             return
+        events.shutdown_eventing(self)  # Go: first, so the SHUTDOWN event still goes out
         log.info("Initiating Shutdown...")
         self.running = False
         self._close_listener()

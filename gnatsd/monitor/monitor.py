@@ -631,18 +631,23 @@ def account_statz(s, opts=None):
     unused = opts.include_unused if opts is not None else False
     accounts = [s.accounts[n] for n in wanted if n in s.accounts] if wanted else s.accounts.values()
     for a in accounts:
-        conns = a.num_local_connections()
-        if unused or conns:
-            stz["account_statz"].append({
-                "acc": a.name,
-                "conns": conns,
-                "leafnodes": 0,
-                "total_conns": conns,
-                "sent": {"msgs": a.out_msgs, "bytes": a.out_bytes},
-                "received": {"msgs": a.in_msgs, "bytes": a.in_bytes},
-                "slow_consumers": a.slow_consumers,
-            })
+        if unused or a.num_local_connections():
+            stz["account_statz"].append(account_stat(a))
     return stz
+
+
+def account_stat(a):
+    """Go: Account.statz, an AccountStat."""
+    conns = a.num_local_connections()
+    return {
+        "acc": a.name,
+        "conns": conns,
+        "leafnodes": 0,
+        "total_conns": conns,
+        "sent": {"msgs": a.out_msgs, "bytes": a.out_bytes},
+        "received": {"msgs": a.in_msgs, "bytes": a.in_bytes},
+        "slow_consumers": a.slow_consumers,
+    }
 
 
 # -- /jsz, /healthz ----------------------------------------------------------------------------
