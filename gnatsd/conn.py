@@ -647,6 +647,10 @@ class Client(Parser):
             return
         if perms is not None and perms.mdeny is not None:
             self.dperms = perms  # a wildcard sub wider than a deny entry: filter deliveries
+        max_tokens = self.srv.opts.max_sub_tokens
+        if max_tokens and subject.count(b".") >= max_tokens:
+            self.max_tokens_violation(subject, sid)
+            return
         if self.msubs > 0 and len(self.subs) >= self.msubs:
             log.error("%s - Maximum Subscriptions Exceeded (%d)", self, self.msubs)
             self.send_err(ERR_MAX_SUBS)
@@ -692,6 +696,12 @@ class Client(Parser):
                           f"using queue {go_quote(queue)}")
             log.error("%s - Subscription Violation - %s, Subject %s, Queue: %s, SID %s", self, who,
                       go_quote(subject), go_quote(queue), sid)
+
+    def max_tokens_violation(self, subject, sid):
+        """Go: maxTokensViolation."""
+        self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)}, too many tokens")
+        log.error("%s - Subscription Violation Too Many Tokens - %s, Subject %s, SID %s", self,
+                  auth_user_text(self.copts), go_quote(subject), sid.decode("utf-8", "replace"))
 
     def process_unsub(self, args):
         """Go: processUnsub."""

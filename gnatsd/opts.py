@@ -69,6 +69,7 @@ class Options:
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
+    max_sub_tokens: int = 0  # Go: MaxSubTokens, 1-255 tokens in a subscription's subject; 0: no limit
     max_payload: int = const.MAX_PAYLOAD_SIZE
     max_pending: int = const.MAX_PENDING_SIZE
     max_control_line: int = const.MAX_CONTROL_LINE_SIZE
@@ -361,6 +362,16 @@ def _http(o, k, tk, errors, warnings):
 
 def _trace_verbose(o, k, tk, errors, warnings):
     o.trace_verbose = o.trace = _want(k, tk, "bool")
+
+
+def _max_sub_tokens(o, k, tk, errors, warnings):
+    """Go: max_sub_tokens, a uint8 above zero."""
+    n = _want(k, tk, "int")
+    if n > 255:
+        raise ConfigErr(tk, f"{k} value is too big")
+    if n <= 0:
+        raise ConfigErr(tk, f"{k} value can not be negative")
+    o.max_sub_tokens = n
 
 
 def _jetstream(o, k, tk, errors, warnings):
@@ -959,8 +970,8 @@ CONFIG_FIELDS = {
     "ocsp": _later(("bool", "map"), honoured=_is_false),
     "disable_sublist_cache": _later(("bool",), honoured=_is_false),
     "no_sublist_cache": _later(("bool",), honoured=_is_false),
-    "max_sub_tokens": _later(("int",)),
-    "max_subscription_tokens": _later(("int",)),
+    "max_sub_tokens": _max_sub_tokens,
+    "max_subscription_tokens": _max_sub_tokens,
     "no_system_account": _set("no_system_account", "bool"),
     "no_system": _set("no_system_account", "bool"),
     "no_sys_acc": _set("no_system_account", "bool"),

@@ -992,3 +992,11 @@ def test_default_host_listens_on_ipv4_and_ipv6(make_server):
     with c6:
         assert c6.recv(5) == b"INFO "
     assert s.addr[0] == "0.0.0.0"  # INFO and logs keep the configured host, as Go
+
+
+def test_max_sub_tokens(make_server, raw_conn):
+    """Go: a subscription with more tokens than max_sub_tokens is a permissions violation."""
+    c = raw_conn(make_server(max_sub_tokens=3))
+    c.send(b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.* 3\r\nPING\r\n")
+    m = c.expect(re.compile(rb"PONG\r\n"))
+    assert m.string[:m.end()] == b"-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\nPONG\r\n"
