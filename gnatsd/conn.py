@@ -26,6 +26,7 @@ from .errors import (
     ERR_INVALID_SUBJECT,
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
+    ERR_MAX_CONNECTIONS,
     ERR_MAX_PAYLOAD,
     ERR_MAX_SUBS,
     ERR_NO_RESPONDERS_HEADERS,
@@ -430,6 +431,19 @@ class Client(Parser):
             self.pcd[self] = None  # written after this read, with everything else it produced
         else:
             self.signal_flush()
+
+    def max_conn_exceeded(self):
+        """Go: maxConnExceeded."""
+        log.error("%s - %s", self, ERR_MAX_CONNECTIONS)
+        self.send_err(ERR_MAX_CONNECTIONS)
+        self.close_connection(ClosedState.MaxConnectionsExceeded)
+
+    def auth_violation(self):
+        """Go: authViolation, outside of CONNECT (a reload that took away this client's rights)."""
+        log.error("%s - %s", self, ERR_AUTH_VIOLATION)
+        self.send_err(ERR_AUTH_VIOLATION)
+        events.send_auth_error_event(self)
+        self.close_connection(ClosedState.AuthenticationViolation)
 
     def slow_consumer(self):
         """Go: queueOutbound's max-pending branch. Drop the pending data and close."""

@@ -1264,6 +1264,18 @@ def _override_tls(opts, flag_opts, given):
     opts.tls_ciphers = []  # the files are read when the server starts (Go: here, by GenTLSConfig)
 
 
+_flag_snapshot = None  # Go: FlagSnapshot, kept to put the command line over a reloaded config
+
+
+def merge_flags(opts):
+    """Go: MergeOptions(newOpts, FlagSnapshot). The command line's flags over `opts`."""
+    if _flag_snapshot is None:
+        return
+    fs, flag_opts = _flag_snapshot
+    fs.apply(opts)
+    _override_tls(opts, flag_opts, {flag.name for flag, _ in fs.actual})
+
+
 def configure_options(args, print_version, print_help, print_tls_help, process_signal=None, warn=None):
     """Go: ConfigureOptions. Options from the command line and the config file it names.
 
@@ -1297,6 +1309,8 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
     # Go: FlagSnapshot, the options as the flags alone give them.
     flag_opts = Options()
     fs.apply(flag_opts)
+    global _flag_snapshot
+    _flag_snapshot = (fs, flag_opts)
 
     if cmd.signal:
         if process_signal is None:
@@ -1316,8 +1330,7 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
     elif flag_opts.check_config:
         raise FlagError("must specify [-c, --config] option to check configuration file syntax")
     # Go: the second fs.Parse. Flags override the file.
-    fs.apply(opts)
-    _override_tls(opts, flag_opts, {flag.name for flag, _ in fs.actual})
+    merge_flags(opts)
 
     # Go: "solicited routes require cluster capabilities".
     if opts.routes and not opts.cluster_listen:

@@ -93,12 +93,7 @@ class Server:
         self.opts = opts = opts if opts is not None else Options()
         validate_options(opts)
         set_baseline_options(opts)
-        self.tls_context = None  # Go: opts.TLSConfig, a gevent SSL context when TLS is on
-        if tls.tls_enabled(opts):
-            try:
-                self.tls_context = tls.gen_tls_config(opts, gevent_ssl.SSLContext)
-            except tls.TLSConfigError as e:
-                raise ConfigError(str(e)) from None
+        self.configure_tls()
         self.signing_key, self.server_id = create_server_keypair()
         self.name = opts.server_name or self.server_id
         self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
@@ -112,6 +107,7 @@ class Server:
         for acc in self.accounts.values():
             acc.add_all_service_import_subs()  # Go: configureAccounts, once the server can make clients
         self.start_time = None
+        self.config_time = None  # Go: configTime, at start and at each reload
         self.listener = None
         self.addr = None  # (host, port) actually bound
         self.running = False
@@ -129,6 +125,21 @@ class Server:
         self.http_req_stats = {}
         self.monitor = None  # monitor.app.MonitorServer while the HTTP monitor runs
         self.http_addr = None  # (host, port) the monitor is bound to
+
+    def configure_tls(self):
+        """Go: the TLSConfig of the options: a gevent SSL context when TLS is on."""
+        self.tls_context = None
+        if tls.tls_enabled(self.opts):
+            try:
+                self.tls_context = tls.gen_tls_config(self.opts, gevent_ssl.SSLContext)
+            except tls.TLSConfigError as e:
+                raise ConfigError(str(e)) from None
+
+    def reload(self):
+        """Go: Reload. Raises reload.ReloadError and leaves the server as it was when the new
+        config has an error or changes what cannot change live. May yield."""
+        from .reload import reload
+        reload(self)
 
     # -- accounts ------------------------------------------------------------------------
 
@@ -184,7 +195,7 @@ class Server:
         """Go: Start. Bind the client listener and start accepting. Does not block."""
         opts = self.opts
         self.loop = gevent.get_hub().loop
-        self.start_time = time.time()
+        self.start_time = self.config_time = time.time()
         self.listener = self._listen(opts.host, opts.port)
         # Go reports the configured host (0.0.0.0 stays 0.0.0.0) with the port actually bound.
         self.addr = (opts.host, self.listener.getsockname()[1])

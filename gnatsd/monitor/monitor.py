@@ -158,7 +158,7 @@ def varz(s, varz_opts=None):
     v["slow_consumers"] = s.slow_consumers
     v["subscriptions"] = s.num_subscriptions()
     v["http_req_stats"] = _http_req_stats(s)
-    v["config_load_time"] = format_time(start)  # Go: configTime, set at start and on reload
+    v["config_load_time"] = format_time(time_ns(s.config_time) if s.config_time else start)  # Go: configTime
     if s.sys_account is not None:
         v["system_account"] = s.sys_account.name
     v["gnatsd_version"] = const.GNATSD_VERSION  # not in Go: gnatsd's own release (DESIGN.md 1b)
