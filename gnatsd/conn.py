@@ -1,4 +1,4 @@
-"""One client connection: its readloop and writeloop greenlets, protocol handlers and delivery.
+"""One client connection: its readloop and writeloop, protocol handlers and delivery.
 
 Ports nats-server `server/client.go` (client, readLoop, writeLoop, processConnect, processPub,
 processHeaderPub, processSub, processUnsub, processPing, processPong, processInboundClientMsg,
@@ -6,7 +6,10 @@ processMsgResults, deliverMsg, queueOutbound, flushOutbound, closeConnection).
 
 Concurrency (DESIGN.md §2): everything here runs on the server's gevent hub. Greenlets switch
 only at socket I/O and explicit waits, so no state below needs a lock. Methods that never
-yield say so; the only yielding calls are the socket reads and writes in the two loops.
+yield say so; the yielding calls are the writeloop's socket writes, the producer stall, the
+readloop's yield to others and a bcrypt check in process_connect. The two loops run as
+greenlets only while they have work: the readloop while reads find data (an idle connection
+parks, see Client.park), the writeloop while a backlog is left.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ import time
 
 import gevent
 from gevent import Timeout
-from greenlet import greenlet
 from gevent.event import Event
+from greenlet import greenlet
 
 from .const import MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
 from .errors import (
@@ -116,7 +119,7 @@ class Subscription:
 
 
 class Client(Parser):
-    """Go: client. One connection and both of its greenlets."""
+    """Go: client. One connection, and its readloop and writeloop greenlets while they run."""
 
     def __init__(self, server, sock, cid, addr):
         self.srv = server
@@ -219,8 +222,8 @@ class Client(Parser):
         """
         fd = self.fd
         sslobj = self._tls
-        # Go's dynamic read size: double on a full read, halve after a few short ones. Idle
-        # connections then hold small buffers (on PyPy a pending 64 KiB recv costs 64 KiB).
+        # Go's dynamic read size: double on a full read, halve after a few short ones, so
+        # that the reads of a quiet connection allocate small buffers.
         rsize = self._rsize
         shorts = self._shorts
         try:
@@ -273,10 +276,12 @@ class Client(Parser):
         A greenlet suspended in recv keeps its stack, copied to the heap, and on PyPy far
         more: when the read that found no data left the JIT's machine code (a failing guard),
         the rest of the loop runs in the JIT's blackhole interpreter, whose frames (three
-        256-register arrays, 6 KB each) stay alive for as long as the greenlet waits. 10,000
-        idle clients took 1 to 2.5 GB on PyPy that way; parked, they take no stack at all.
+        256-entry register arrays, 6 KB per Python call level) stay alive for as long as the
+        greenlet waits. 10,000 idle clients took 1 to 2.5 GB on PyPy that way; parked, they
+        hold no greenlet at all (docs/BENCHMARKS.md, "Memory and scale").
+
         Everything else a connection needs between reads is on the Client (parser state,
-        rsize) or a hub timer. A TLS connection parks only after its SSL object asked for
+        read size) or a hub timer. A TLS connection parks only after its SSL object asked for
         more bytes from the socket, so no decrypted data can wait unseen in OpenSSL.
         """
         watcher = self._read_watcher
@@ -383,8 +388,8 @@ class Client(Parser):
     def writeloop(self):
         """Go: writeLoop. Write pending chunks until none are left. Runs in its own greenlet.
 
-        Unlike Go's, it runs only while there is a backlog, started by signal_flush: an idle
-        connection then costs one greenlet, not two (10,000 idle clients use about a third
+        Unlike Go's, it runs only while there is a backlog, started by signal_flush, so an
+        idle connection has no writeloop greenlet (10,000 idle clients used about a third
         less memory). A closed connection's socket is closed here, after the last flush.
         """
         try:

@@ -234,8 +234,8 @@ def read(sslobj, sock, n):
     """The readloop's read: up to `n` decrypted bytes from the SSL object, without waiting;
     b"" at the end of the stream, as gevent's SSLSocket.recv gives it (a close_notify, or a
     ragged end: suppress_ragged_eofs). Raises ssl.SSLWantReadError when OpenSSL needs bytes
-    the socket does not have yet. When OpenSSL must write first (a TLS 1.3 key update) the
-    read goes through gevent's SSLSocket, which waits for the socket: that may yield.
+    the socket does not have yet. When OpenSSL must write before it can read (SSLWantWriteError)
+    the read goes through gevent's SSLSocket, which waits for the socket: that may yield.
     """
     try:
         return sslobj.read(n)
