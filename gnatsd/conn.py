@@ -1,4 +1,4 @@
-"""One client connection: its readloop and writeloop greenlets, protocol handlers and delivery.
+"""One client connection: its readloop and writeloop, protocol handlers and delivery.
 
 Ports nats-server `server/client.go` (client, readLoop, writeLoop, processConnect, processPub,
 processHeaderPub, processSub, processUnsub, processPing, processPong, processInboundClientMsg,
@@ -6,18 +6,23 @@ processMsgResults, deliverMsg, queueOutbound, flushOutbound, closeConnection).
 
 Concurrency (DESIGN.md §2): everything here runs on the server's gevent hub. Greenlets switch
 only at socket I/O and explicit waits, so no state below needs a lock. Methods that never
-yield say so; the only yielding calls are the socket reads and writes in the two loops.
+yield say so; the yielding calls are the writeloop's socket writes, the producer stall, the
+readloop's yield to others and a bcrypt check in process_connect. The two loops run as
+greenlets only while they have work: the readloop while reads find data (an idle connection
+parks, see Client.park), the writeloop while a backlog is left.
 """
 from __future__ import annotations
 
 import logging
 import os
 import random
+import ssl
 import time
 
 import gevent
 from gevent import Timeout
 from gevent.event import Event
+from greenlet import greenlet
 
 from .const import CLIENT, MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
 from .errors import (
@@ -86,6 +91,7 @@ SHORTS_TO_SHRINK = 2  # Go: shortsToShrink, short reads before the read size hal
 MAX_WRITE = 256 * 1024  # bytes per sendall in flush_outbound
 STALL_MIN = 0.1  # Go: stallClientMinDuration
 STALL_MAX = 1.0  # Go: stallClientMaxDuration
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError)  # a read found no data: park
 
 
 def go_quote(b):
@@ -130,7 +136,7 @@ class Subscription:
 
 
 class Client(Parser):
-    """Go: client. One connection and both of its greenlets."""
+    """Go: client. One connection, and its readloop and writeloop greenlets while they run."""
 
     def __init__(self, server, sock, cid, addr, kind=CLIENT):
         self.srv = server
@@ -193,6 +199,9 @@ class Client(Parser):
         self._in_read = False  # inside the readloop's parse: flush_clients will write our output
         self._stall = None  # Go: out.stc, set while pending bytes are over half of max_pending
         self._yield_timer = None  # for yield_to_others
+        self._read_watcher = None  # the socket's io watcher while parked (see park)
+        self._rsize = START_BUF_SIZE  # the readloop's read size and short reads, kept while parked
+        self._shorts = 0
         self._hub = gevent.get_hub()
         if opts.trace and kind == CLIENT:
             install_tracing(self, opts.max_traced_msg_len)
@@ -225,15 +234,28 @@ class Client(Parser):
         self.readloop()
 
     def readloop(self):
-        """Go: readLoop. Read, parse, then signal the writeloops of the clients we fed."""
-        recv = self.sock.recv
-        # Go's dynamic read size: double on a full read, halve after a few short ones. Idle
-        # connections then hold small buffers (on PyPy a pending 64 KiB recv costs 64 KiB).
-        rsize = START_BUF_SIZE
-        shorts = 0
+        """Go: readLoop. Read, parse, then signal the writeloops of the clients we fed.
+
+        Runs in its own greenlet while the socket has data. When a read finds none, the
+        connection parks (see park) and this greenlet ends: a later read starts a new one.
+        """
+        fd = self.fd
+        sslobj = self._tls
+        # Go's dynamic read size: double on a full read, halve after a few short ones, so
+        # that the reads of a quiet connection allocate small buffers.
+        rsize = self._rsize
+        shorts = self._shorts
         try:
+            # The socket is closed only after self.closed is set, and nothing yields between
+            # this test and the read, so the read never sees a closed (or reused) descriptor.
             while not self.closed:
-                data = recv(rsize)
+                try:
+                    data = os.read(fd, rsize) if sslobj is None else tls.read(sslobj, self.sock, rsize)
+                except _WOULD_BLOCK:
+                    self._rsize = rsize
+                    self._shorts = shorts
+                    self.park()
+                    return
                 if not data:
                     self.close_connection(ClosedState.ClientClosed)
                     return
@@ -265,6 +287,31 @@ class Client(Parser):
             # Log it with its traceback and close this connection only; the server goes on.
             log.exception("%s - Internal error, closing the connection", self)
             self.close_connection(ClosedState.ProtocolViolation)
+
+    def park(self):
+        """Wait for the next read without a greenlet: a watcher on the socket starts a new
+        readloop when data arrives. Does not yield.
+
+        A greenlet suspended in recv keeps its stack, copied to the heap, and on PyPy far
+        more: when the read that found no data left the JIT's machine code (a failing guard),
+        the rest of the loop runs in the JIT's blackhole interpreter, whose frames (three
+        256-entry register arrays, 6 KB per Python call level) stay alive for as long as the
+        greenlet waits. 10,000 idle clients took 1 to 2.5 GB on PyPy that way; parked, they
+        hold no greenlet at all (docs/BENCHMARKS.md, "Memory and scale").
+
+        Everything else a connection needs between reads is on the Client (parser state,
+        read size) or a hub timer. A TLS connection parks only after its SSL object asked for
+        more bytes from the socket, so no decrypted data can wait unseen in OpenSSL.
+        """
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = self._hub.loop.io(self.fd, 1)
+        watcher.start(self._unpark)
+
+    def _unpark(self):
+        """The parked socket is readable: run a new readloop. Runs as a hub callback."""
+        self._read_watcher.stop()
+        greenlet(self.readloop, self._hub).switch()
 
     def yield_to_others(self):
         """Let every other greenlet and connection run once. Yields.
@@ -362,8 +409,8 @@ class Client(Parser):
     def writeloop(self):
         """Go: writeLoop. Write pending chunks until none are left. Runs in its own greenlet.
 
-        Unlike Go's, it runs only while there is a backlog, started by signal_flush: an idle
-        connection then costs one greenlet, not two (10,000 idle clients use about a third
+        Unlike Go's, it runs only while there is a backlog, started by signal_flush, so an
+        idle connection has no writeloop greenlet (10,000 idle clients used about a third
         less memory). A closed connection's socket is closed here, after the last flush.
         """
         try:
@@ -972,10 +1019,11 @@ class Client(Parser):
         self.closed = True
         self.close_reason = reason
         self.stop_time = time.time()
-        for timer in (self._ping_timer, self._auth_timer):
-            if timer is not None:
-                timer.close()
-        self._ping_timer = self._auth_timer = None  # not _yield_timer: a readloop may wait on it
+        for watcher in (self._ping_timer, self._auth_timer, self._read_watcher):
+            if watcher is not None:
+                watcher.close()
+        # not _yield_timer: a readloop may wait on it
+        self._ping_timer = self._auth_timer = self._read_watcher = None
         acc = self.acc
         sublist = acc.sublist
         for sub in self.subs.values():

@@ -230,6 +230,21 @@ def start_tls(client, tls_first):
     return True
 
 
+def read(sslobj, sock, n):
+    """The readloop's read: up to `n` decrypted bytes from the SSL object, without waiting;
+    b"" at the end of the stream, as gevent's SSLSocket.recv gives it (a close_notify, or a
+    ragged end: suppress_ragged_eofs). Raises ssl.SSLWantReadError when OpenSSL needs bytes
+    the socket does not have yet. When OpenSSL must write before it can read (SSLWantWriteError)
+    the read goes through gevent's SSLSocket, which waits for the socket: that may yield.
+    """
+    try:
+        return sslobj.read(n)
+    except ssl.SSLWantWriteError:
+        return sock.recv(n)
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        return b""
+
+
 def close_notify(sslobj):
     """Go: tls.Conn.Close. Send the close_notify alert before the socket closes, without
     waiting: clients then see a clean end of the TLS stream, not a truncated one."""

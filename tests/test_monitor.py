@@ -722,7 +722,8 @@ def test_stacksz_lists_greenlets(mon, conns):
     conns(mon)
     status, ctype, body = get(mon, "/stacksz")
     assert status == 200 and ctype == "application/json"  # Go's content type, though it is text
-    assert re.search(r"^greenlet 0x[0-9a-f]+ \[suspended\] Client\.run:\n.*in readloop", body, re.M | re.S)
+    assert re.search(r"^greenlet 0x[0-9a-f]+ \[suspended\] Server\.accept_loop:\n.*in accept", body, re.M | re.S)
+    assert "readloop" not in body  # the idle connection is parked: it has no greenlet
     assert re.search(r"^greenlet 0x[0-9a-f]+ \[running\] ", body, re.M)
     assert re.search(r"^thread 0x[0-9a-f]+ \[gnatsd\]:", body, re.M)
     assert "/stacksz" not in getj(mon, "/varz")["http_req_stats"]  # Go does not count it

@@ -265,6 +265,46 @@ def test_backlog_to_a_slow_tls_reader_arrives_whole(make_server, certs):
     expect(pub, b"PONG\r\n")
 
 
+def _parked_client(server, **state):
+    """The server's one client, once it is parked (conn.py, Client.park) with parser `state`."""
+    check_for(5, lambda: len(server.clients) == 1)
+    cl = next(iter(server.clients.values()))
+    check_for(5, lambda: cl._read_watcher is not None and cl._read_watcher.active
+              and all(getattr(cl, k) == v for k, v in state.items()))
+    return cl
+
+
+def test_a_tls_client_parks_and_what_openssl_decrypted_is_read_before_parking(make_server, certs):
+    # One TLS record longer than a read (512 bytes): OpenSSL takes the whole record from the
+    # socket, so the rest waits decrypted in OpenSSL and the socket never becomes readable.
+    s = make_server(**certs.server_opts())
+    tsock, _ = tls_conn(s.port, certs.client_ctx())
+    tsock.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+    expect(tsock, b"PONG\r\n")
+    _parked_client(s)
+    payload = b"y" * 3000
+    tsock.sendall(b"SUB x 1\r\nPUB x 3000\r\n" + payload + b"\r\nPING\r\n")
+    assert expect(tsock, b"PONG\r\n") == b"MSG x 1 3000\r\n" + payload + b"\r\nPONG\r\n"
+
+
+@pytest.mark.parametrize("close_notify", [True, False])
+def test_a_tls_client_parked_inside_a_payload_goes_on_then_closes(make_server, certs, close_notify):
+    s = make_server(**certs.server_opts())
+    tsock, _ = tls_conn(s.port, certs.client_ctx())
+    tsock.sendall(b'CONNECT {"verbose":false}\r\nSUB x 1\r\nPUB x 11\r\nhello')
+    _parked_client(s, _have=5)
+    tsock.sendall(b" world\r\nPING\r\n")
+    assert expect(tsock, b"PONG\r\n") == b"MSG x 1 11\r\nhello world\r\nPONG\r\n"
+    tsock.sendall(b"PUB x 5\r\nhe")
+    cl = _parked_client(s, _have=2)
+    if close_notify:
+        tsock.unwrap().close()  # the TLS stream ends cleanly
+    else:
+        tsock.close()  # a ragged end: the TCP connection closes without close_notify
+    assert closed_reason(s) == str(ClosedState.ClientClosed)
+    assert cl._read_watcher is None
+
+
 def test_handshake_timeout_closes_the_silent_client_and_others_go_on(make_server, certs):
     s = make_server(**certs.server_opts(tls_timeout=0.3))
     start = time.monotonic()

@@ -720,7 +720,7 @@ def healthz(s, opts=None):
 
 def stacksz():
     """Go: HandleStacksz's runtime.Stack(all): every thread's and every greenlet's stack, in
-    Go's shape ("goroutine 7 [select]:" becomes "greenlet 0x7f.. [suspended] readloop:").
+    Go's shape ("goroutine 7 [select]:" becomes "greenlet 0x7f.. [suspended] Server.accept_loop:").
 
     Greenlets are found among all objects the garbage collector tracks (gevent's
     format_run_info does the same, but trips over dead weak proxies on PyPy), so the cost
