@@ -52,6 +52,7 @@ import gevent
 import gevent.event
 import msgpack
 
+from gnatsd.hub import run_blocking
 from gnatsd.fs.store import (
     FILE_STORAGE, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
     ErrStoreWrongType, ErrMsgTooLarge, IndexedStore, LostStreamData, SequencePair, StoreMsg,
@@ -73,7 +74,7 @@ REC_ERASED = 4
 KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED)
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
-COMPACT_MINIMUM = 64 * 1024  # rewrite a sparse block only past this size
+COMPACT_MINIMUM = 64 * 1024  # rewrite a sparse block only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
 SNAP_VERSION = 1
 OBS_MAGIC = b"GNCS"
@@ -95,10 +96,13 @@ class FileStoreConfig:
         self.sync_interval = sync_interval
 
 
+_datasync = getattr(os, "fdatasync", os.fsync)  # the data and the file size, not the times
+
+
 def _sync_fds(fds):
     """Runs in a pool thread."""
     for fd in fds:
-        os.fdatasync(fd) if hasattr(os, "fdatasync") else os.fsync(fd)
+        _datasync(fd)
 
 
 def _write_atomic(path, data):
@@ -118,14 +122,17 @@ def _write_atomic(path, data):
         os.close(dfd)
 
 
-def _write_all(fd, data):
-    n = os.write(fd, data)
-    while n < len(data):
-        n += os.write(fd, memoryview(data)[n:])
-
-
-def _run_in_pool(fn, *args):
-    return gevent.get_hub().threadpool.spawn(fn, *args).get()
+def _write_all(fd, data, off=None):
+    """Write all of `data` (at `off` if given: appends name their offset, so the file
+    position never matters)."""
+    if off is None:
+        n = os.write(fd, data)
+        while n < len(data):
+            n += os.write(fd, memoryview(data)[n:])
+    else:
+        n = os.pwrite(fd, data, off)
+        while n < len(data):
+            n += os.pwrite(fd, memoryview(data)[n:], off + n)
 
 
 def _pack_checked(magic, obj):
@@ -199,6 +206,7 @@ class FileStore(IndexedStore):
         super().__init__(cfg)
         self.fcfg = fcfg
         self.block_size = fcfg.block_size if fcfg.block_size > 0 else DEFAULT_BLOCK_SIZE
+        self._compact_min = min(COMPACT_MINIMUM, self.block_size // 2)
         si = fcfg.sync_interval
         self._sync_always = si is None or si == "always"
         self.fsyncs = 0  # group-commit rounds done (each syncs every dirty block once)
@@ -426,7 +434,7 @@ class FileStore(IndexedStore):
             "last": [self._last_seq, self._last_ts],
             "lost": [self._lost.msgs, self._lost.bytes] if self._lost else None,
         }
-        _run_in_pool(_write_atomic, os.path.join(self._dir, SNAP_FILE), _pack_checked(SNAP_MAGIC, snap))
+        run_blocking(_write_atomic, os.path.join(self._dir, SNAP_FILE), _pack_checked(SNAP_MAGIC, snap))
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -447,10 +455,9 @@ class FileStore(IndexedStore):
         """Append a record to `blk`; undo a partial write (disk full) before raising."""
         off = blk.size
         try:
-            _write_all(blk.fd, data)
+            _write_all(blk.fd, data, off)
         except OSError:
             os.ftruncate(blk.fd, off)
-            os.lseek(blk.fd, off, os.SEEK_SET)
             raise
         blk.size = off + len(data)
         blk.last_off = off
@@ -519,7 +526,7 @@ class FileStore(IndexedStore):
         if blk is not self._lmb:
             if blk.live == 0:
                 self._clean_blocks()
-            if blk.fd >= 0 and blk.size > COMPACT_MINIMUM and blk.live_bytes * 2 < blk.size:
+            if blk.fd >= 0 and blk.size > self._compact_min and blk.live_bytes * 2 < blk.size:
                 self._kick_compactor(blk)
 
     def _erase_record(self, blk, seq, loc):
@@ -575,7 +582,6 @@ class FileStore(IndexedStore):
             self._remove_block(self._blks[-1])
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
-        os.lseek(keep.fd, end, os.SEEK_SET)
         keep.size = end
         keep.last_off = loc.off
         keep.last = seq
@@ -698,7 +704,7 @@ class FileStore(IndexedStore):
         blk.compacting = True
         blk.erased_while = set()
         try:
-            _run_in_pool(_write_atomic_tmp, blk.path, data)
+            run_blocking(_write_atomic_tmp, blk.path, data)
         finally:
             blk.compacting = False
         erased, blk.erased_while = blk.erased_while, None
@@ -762,7 +768,7 @@ class FileStore(IndexedStore):
         if dir_dirty:
             fds.append(self._dfd)
         try:
-            _run_in_pool(_sync_fds, fds)
+            run_blocking(_sync_fds, fds)
             self._synced_gen = target
             self.fsyncs += 1
         except BaseException:
@@ -968,7 +974,7 @@ class ConsumerFileStore(BaseConsumerStore):
         try:
             while self._dirty:
                 self._dirty = False
-                _run_in_pool(_write_atomic, self.path, encode_consumer_state(self._state))
+                run_blocking(_write_atomic, self.path, encode_consumer_state(self._state))
         except OSError as e:
             log.error("Filestore consumer %r: writing state failed: %s", self.name, e)
         finally:
@@ -980,7 +986,7 @@ class ConsumerFileStore(BaseConsumerStore):
             self._flusher.join()
         if self._dirty:
             self._dirty = False
-            _run_in_pool(_write_atomic, self.path, encode_consumer_state(self._state))
+            run_blocking(_write_atomic, self.path, encode_consumer_state(self._state))
 
     def stop(self):
         """Go: Stop. Writes what is pending. May yield."""

@@ -499,7 +499,7 @@ class IndexedStore(StreamStore):
             self._first_seq = first
             self._first_ts = msgs[first].ts
         else:
-            self._first_seq = last_seq + 1
+            self._first_seq = self._empty_first_seq()
             self._first_ts = 0
 
     # -- storing -------------------------------------------------------------------------------
@@ -717,6 +717,11 @@ class IndexedStore(StreamStore):
             cb(-1, -size, seq, subj)
         return True
 
+    def _empty_first_seq(self):
+        """The first sequence of a store holding nothing: the next one, or 0 while no
+        sequence was ever used (Go: a new stream)."""
+        return self._last_seq + 1 if self._last_seq else 0
+
     def _update_first_seq(self, seq):
         """Go: updateFirstSeq. The first sequence after `seq` still held, or last+1."""
         msgs = self._msgs
@@ -759,7 +764,7 @@ class IndexedStore(StreamStore):
         self._bytes = 0
         if fseq > self._last_seq + 1:
             self._last_seq = fseq - 1
-        self._first_seq = self._last_seq + 1
+        self._first_seq = self._empty_first_seq()
         self._first_ts = 0
         self._bulk_removed("purge", self._first_seq, None)
         self._report_bulk(purged, nbytes)
@@ -866,7 +871,7 @@ class IndexedStore(StreamStore):
         self._last_seq = seq
         self._last_ts = lts
         if not msgs:
-            self._first_seq = seq + 1
+            self._first_seq = self._empty_first_seq()
             self._first_ts = 0
         self._bulk_removed("truncate", seq, removed)
         self._report_bulk(len(removed), nbytes)
@@ -908,25 +913,27 @@ class IndexedStore(StreamStore):
         msgs = self._msgs
         if not msgs:
             return self._last_seq + 1
-        lo, hi = self._first_seq, self._last_seq
-        if ts <= msgs[lo].ts:
-            return lo
-        last = msgs.get(hi)
-        if last is not None and ts > last.ts:
-            return hi + 1
-        # Binary search over sequences; a probe that lands on a gap moves to the next message.
+        first, last = self._first_seq, self._last_seq
+        if ts <= msgs[first].ts:
+            return first
+        # Binary search for the lowest sequence whose next held message is new enough;
+        # a probe that lands on a gap moves to the next message.
+        lo, hi = first, last + 1
         while lo < hi:
             mid = (lo + hi) // 2
-            probe = mid
-            e = msgs.get(probe)
-            while e is None and probe < hi:
-                probe += 1
-                e = msgs.get(probe)
-            if e is None or e.ts >= ts:
+            probe = self._next_held(mid)
+            if not probe or msgs[probe].ts >= ts:
                 hi = mid
             else:
                 lo = probe + 1
-        return lo
+        return self._next_held(lo) or last + 1
+
+    def _next_held(self, seq):
+        msgs = self._msgs
+        for s in range(seq, self._last_seq + 1):
+            if s in msgs:
+                return s
+        return 0
 
     def filtered_state(self, seq, subject):
         """Go: FilteredState. Messages at or after `seq` on `subject` (may hold wildcards)."""
