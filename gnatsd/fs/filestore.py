@@ -758,22 +758,27 @@ class FileStore(IndexedStore):
                 self._sync_round()
 
     def _sync_round(self):
-        target = self._wgen
         ev = self._sync_ev = gevent.event.Event()
-        blocks, self._unsynced = self._unsynced, []
-        fds = [b.fd for b in blocks if b.fd >= 0]
-        if self._lmb is not None and self._lmb.fd >= 0:
-            fds.append(self._lmb.fd)
-        dir_dirty, self._dir_dirty = self._dir_dirty, False
-        if dir_dirty:
-            fds.append(self._dfd)
+        blocks = dir_dirty = None
         try:
+            # Let the writers that are ready to run (those the last sync woke) append
+            # first: they find this round's event and join it, so rounds stay large.
+            gevent.sleep(0)
+            target = self._wgen
+            blocks, self._unsynced = self._unsynced, []
+            fds = [b.fd for b in blocks if b.fd >= 0]
+            if self._lmb is not None and self._lmb.fd >= 0:
+                fds.append(self._lmb.fd)
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+            if dir_dirty:
+                fds.append(self._dfd)
             run_blocking(_sync_fds, fds)
             self._synced_gen = target
             self.fsyncs += 1
         except BaseException:
-            self._unsynced = blocks + self._unsynced
-            self._dir_dirty = self._dir_dirty or dir_dirty
+            if blocks is not None:
+                self._unsynced = blocks + self._unsynced
+                self._dir_dirty = self._dir_dirty or dir_dirty
             raise
         finally:
             self._sync_ev = None
