@@ -74,7 +74,7 @@ REC_ERASED = 4
 KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED)
 
 DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
-COMPACT_MINIMUM = 64 * 1024  # rewrite a sparse block only past this size (or half a block)
+COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
 SNAP_VERSION = 1
 OBS_MAGIC = b"GNCS"
@@ -526,7 +526,7 @@ class FileStore(IndexedStore):
         if blk is not self._lmb:
             if blk.live == 0:
                 self._clean_blocks()
-            if blk.fd >= 0 and blk.size > self._compact_min and blk.live_bytes * 2 < blk.size:
+            if blk.fd >= 0 and blk.size > self._compact_min and blk.live_bytes * 4 < blk.size:
                 self._kick_compactor(blk)
 
     def _erase_record(self, blk, seq, loc):
@@ -597,19 +597,16 @@ class FileStore(IndexedStore):
 
     # -- blocks --------------------------------------------------------------------------------
 
-    def _block_for(self, seq):
-        for blk in self._blks:
-            if blk.first <= seq <= blk.last:
-                return blk
-        return None
-
     def _refs_needed(self, blk):
-        """The tombstones in `blk` that still cover a removed message on disk elsewhere."""
+        """The tombstones in `blk` that still cover a removed message on disk elsewhere (a
+        sequence's MSG record is in one block only, so its `dead` set says)."""
+        refs = blk.refs
         needed = set()
-        for s in blk.refs:
-            o = self._block_for(s)
-            if o is not None and o is not blk and s in o.dead:
-                needed.add(s)
+        if refs:
+            for o in self._blks:
+                if o is not blk and o.dead:
+                    small, big = (o.dead, refs) if len(o.dead) < len(refs) else (refs, o.dead)
+                    needed.update(s for s in small if s in big)
         return needed
 
     def _clean_blocks(self):
@@ -686,6 +683,8 @@ class FileStore(IndexedStore):
         off = 0
         msgs = self._msgs
         while off < len(buf):
+            if not self._record_ok(buf, off, len(buf)):
+                return  # damaged (reported at start): left as it is
             rl, kind, seq, ts, slen, hlen = HDR.unpack_from(buf, off)
             keep = False
             if kind == REC_MSG:
@@ -907,7 +906,8 @@ class FileStore(IndexedStore):
             if self._flusher is not None:
                 self._flusher.kill()
             if self._compactor is not None:
-                self._compactor.kill()
+                self._compact_q = []
+                self._compactor.join()
             while self._sync_ev is not None:
                 self._sync_ev.wait()
             self._closed = True
@@ -1002,9 +1002,9 @@ class ConsumerFileStore(BaseConsumerStore):
 
     def delete(self):
         """Go: Delete. Stop and remove the state."""
-        if self._flusher is not None:
-            self._flusher.kill()
         self._dirty = False
+        if self._flusher is not None:
+            self._flusher.join()  # a write under way ends before the directory goes
         BaseConsumerStore.stop(self)
         shutil.rmtree(self.odir, ignore_errors=True)
 
