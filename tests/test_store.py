@@ -850,7 +850,7 @@ def test_emptied_blocks_are_removed(fstores):
     assert (st_.msgs, st_.first_seq, st_.last_seq) == (10, 291, 300)
 
 
-def test_sparse_blocks_are_compacted(fstores):
+def test_sparse_blocks_are_compacted(fstores, gnatsd_log):
     # One long-lived message pins its block; a KV-like subject is rewritten over and over.
     # Without compaction the tombstones would pin every block after it.
     s = fstores.make(block_size=COMPACT_BLOCK, max_msgs_per_subject=1)
@@ -864,6 +864,7 @@ def test_sparse_blocks_are_compacted(fstores):
     want = all_msgs(s)
     s = fstores.reopen(s)
     assert all_msgs(s) == want and s.state().msgs == 2
+    assert "index snapshot" not in gnatsd_log.text  # the compacted blocks match it
     s.stop()
     os.unlink(os.path.join(s.fcfg.store_dir, "index.snap"))
     s = reopen_raw(s)
@@ -951,7 +952,7 @@ def test_memstore_and_filestore_agree(ops, max_msgs, maxp):
         shutil.rmtree(d)
 
 
-def test_compaction_races_with_removals(fstores):
+def test_compaction_races_with_removals(fstores, gnatsd_log):
     # The compactor yields while its new file is synced; removals and erasures that land
     # meanwhile must survive the swap (and a restart), and erased bytes must not come back.
     s = fstores.make(block_size=8192)
@@ -980,6 +981,7 @@ def test_compaction_races_with_removals(fstores):
             assert b"SECRET-%04d" % (seq - 1) not in disk
     s = fstores.reopen(s)
     assert all_msgs(s) == want
+    assert "index snapshot" not in gnatsd_log.text
     n = reopen_raw(s)
     fstores.made.append(n)
     assert all_msgs(n) == want

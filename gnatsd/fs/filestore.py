@@ -348,8 +348,6 @@ class FileStore(IndexedStore):
                 loc.blk.live -= 1
                 loc.blk.live_bytes -= loc.rl
                 loc.blk.dead.add(seq)
-        for seq in lost_seqs:
-            entries.pop(seq, None)
         self._install_index(entries, last_seq, last_ts)
         if lost_bytes:
             self._lost = LostStreamData(lost_seqs, lost_bytes)
@@ -680,6 +678,7 @@ class FileStore(IndexedStore):
         out = []
         kept = {}  # seq -> new offset
         pos = 0
+        last_kept = -1
         off = 0
         msgs = self._msgs
         while off < len(buf):
@@ -696,6 +695,7 @@ class FileStore(IndexedStore):
                 out.append(buf[off:off + rl])
                 if kind == REC_MSG:
                     kept[seq] = pos
+                last_kept = pos
                 pos += rl
             off += rl
         data = b"".join(out)
@@ -718,7 +718,7 @@ class FileStore(IndexedStore):
         blk.dead = set()
         blk.refs = needed
         blk.first = blk.last = blk.live = blk.live_bytes = 0
-        blk.last_off = -1
+        blk.last_off = last_kept
         for seq, noff in kept.items():
             loc = msgs.get(seq)
             if loc is not None and loc.blk is blk:
@@ -731,12 +731,9 @@ class FileStore(IndexedStore):
                 blk.dead.add(seq)
                 if seq in erased:
                     # Erased meanwhile in the old file: erase again in the new one.
-                    rl = HDR.unpack_from(data, noff)[0]
-                    self._erase_record(blk, seq, _Loc(b"", 0, blk, noff, rl))
+                    rl, _, _, ts, _, _ = HDR.unpack_from(data, noff)
+                    self._erase_record(blk, seq, _Loc(b"", ts, blk, noff, rl))
                     blk.dead.discard(seq)
-            blk.last_off = noff
-        if blk.last_off < 0 and blk.refs:
-            blk.last_off = len(data) - REC_OVERHEAD
         self._dir_dirty = True
         self._wgen += 1
         # The rename must be on disk before the tombstones it made useless are deleted.
