@@ -254,7 +254,7 @@ def test_closed_store(stores):
     s = stores.make()
     s.store_msg(b"a", b"", b"")
     s.stop()
-    for call in (lambda: s.store_msg(b"a", b"", b""), lambda: s.remove_msg(1), s.purge,
+    for call in (lambda: s.store_msg(b"a", b"", b""), lambda: s.remove_msg(1), s.purge, lambda: s.load_msg(1),
                  lambda: s.compact(1), lambda: s.truncate(1), s.skip_msg,
                  lambda: s.load_next_msg(b"", False, 1), lambda: s.consumer_store("c", ConsumerConfig())):
         with pytest.raises(ErrStoreClosed, match="^store is closed$"):
@@ -875,14 +875,18 @@ def test_sparse_blocks_are_compacted(fstores, gnatsd_log):
 COMPACT_BLOCK = 70 * 1024
 
 
-def test_delete_removes_directory(fstores):
-    s = fstores.make()
+def test_delete(stores):
+    s = stores.make()
     s.store_msg(b"a", b"", b"")
     calls = []
     s.register_storage_updates(lambda *a: calls.append(a))
     s.delete()
-    assert not os.path.exists(s.fcfg.store_dir)
     assert calls == [(-1, -msg_size(s, b"a", b"", b""), 0, b"")]
+    assert s.is_closed()
+    with pytest.raises(ErrStoreClosed):
+        s.load_msg(1)
+    if stores.kind == "file":
+        assert not os.path.exists(s.fcfg.store_dir)
 
 
 # -- memory store and file store agree -------------------------------------------------------

@@ -607,10 +607,10 @@ class IndexedStore(StreamStore):
 
     def load_msg(self, seq):
         """Go: LoadMsg."""
+        if self._closed:
+            raise ErrStoreClosed()
         e = self._msgs.get(seq)
         if e is None:
-            if self._closed:
-                raise ErrStoreClosed()
             if seq > self._last_seq:
                 raise ErrStoreEOF()
             raise ErrStoreMsgNotFound()
