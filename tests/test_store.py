@@ -989,3 +989,14 @@ def test_compaction_races_with_removals(fstores, gnatsd_log):
     n = reopen_raw(s)
     fstores.made.append(n)
     assert all_msgs(n) == want
+
+
+def test_dyn_blk_size(fstores):
+    from gnatsd.fs.filestore import dyn_blk_size
+    from gnatsd.fs.store import INTEREST_POLICY, LIMITS_POLICY
+    assert dyn_blk_size(LIMITS_POLICY, -1) == 8 * 1024 * 1024
+    assert dyn_blk_size(INTEREST_POLICY, 0) == 4 * 1024 * 1024
+    assert dyn_blk_size(LIMITS_POLICY, 1000) == 32000
+    assert dyn_blk_size(LIMITS_POLICY, 1 << 20) == 4 * 1024 * 1024
+    assert dyn_blk_size(LIMITS_POLICY, 1 << 40) == 8 * 1024 * 1024
+    assert fstores.make(block_size=0, max_bytes=1000).block_size == 32000

@@ -54,7 +54,7 @@ import msgpack
 
 from gnatsd.hub import run_blocking
 from gnatsd.fs.store import (
-    FILE_STORAGE, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
+    FILE_STORAGE, LIMITS_POLICY, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
     ErrStoreWrongType, ErrMsgTooLarge, IndexedStore, LostStreamData, SequencePair, StoreMsg,
 )
 
@@ -73,7 +73,10 @@ REC_DEL = 3
 REC_ERASED = 4
 KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED)
 
-DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
+DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
+DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
+FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
+FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
 SNAP_VERSION = 1
@@ -86,17 +89,32 @@ BLK_SUFFIX = ".blk"
 
 
 class FileStoreConfig:
-    """Go: FileStoreConfig. `sync_interval`: "always" (or None) for fsync before returning
-    from store_msg, else seconds between syncs (faster, loses acknowledged data on power
+    """Go: FileStoreConfig. `block_size` 0 picks one from the stream's limits (Go:
+    dynBlkSize). `sync_interval`: "always" (or None) for fsync before returning from
+    store_msg, else seconds between syncs (faster, loses acknowledged data on power
     failure)."""
 
-    def __init__(self, store_dir, block_size=DEFAULT_BLOCK_SIZE, sync_interval="always"):
+    def __init__(self, store_dir, block_size=0, sync_interval="always"):
         self.store_dir = store_dir
         self.block_size = block_size
         self.sync_interval = sync_interval
 
 
 _datasync = getattr(os, "fdatasync", os.fsync)  # the data and the file size, not the times
+
+
+def dyn_blk_size(retention, max_bytes):
+    """Go: dynBlkSize, as 2.9.10 has it (a size between the bounds gives the medium one)."""
+    if max_bytes > 0:
+        blk_size = max_bytes // 4 + 1
+        if blk_size % 100:
+            blk_size += 100 - blk_size % 100
+        if blk_size <= FILE_STORE_MIN_BLK_SIZE:
+            return FILE_STORE_MIN_BLK_SIZE
+        if blk_size >= FILE_STORE_MAX_BLK_SIZE:
+            return FILE_STORE_MAX_BLK_SIZE
+        return DEFAULT_MEDIUM_BLOCK_SIZE
+    return DEFAULT_LARGE_BLOCK_SIZE if retention == LIMITS_POLICY else DEFAULT_MEDIUM_BLOCK_SIZE
 
 
 def _sync_fds(fds):
@@ -205,7 +223,7 @@ class FileStore(IndexedStore):
             raise ErrStoreWrongType("fileStore requires file storage type in config")
         super().__init__(cfg)
         self.fcfg = fcfg
-        self.block_size = fcfg.block_size if fcfg.block_size > 0 else DEFAULT_BLOCK_SIZE
+        self.block_size = fcfg.block_size if fcfg.block_size > 0 else dyn_blk_size(cfg.retention, cfg.max_bytes)
         self._compact_min = min(COMPACT_MINIMUM, self.block_size // 2)
         si = fcfg.sync_interval
         self._sync_always = si is None or si == "always"
