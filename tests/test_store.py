@@ -1000,3 +1000,46 @@ def test_dyn_blk_size(fstores):
     assert dyn_blk_size(LIMITS_POLICY, 1 << 20) == 4 * 1024 * 1024
     assert dyn_blk_size(LIMITS_POLICY, 1 << 40) == 8 * 1024 * 1024
     assert fstores.make(block_size=0, max_bytes=1000).block_size == 32000
+
+
+KILL_SCRIPT = r"""
+import sys, gevent
+from gnatsd.fs.filestore import FileStore, FileStoreConfig
+from gnatsd.fs.store import StreamConfig
+s = FileStore(FileStoreConfig(sys.argv[1], block_size=4096), StreamConfig(name="K"))
+def pub(i):
+    n = 0
+    while True:
+        seq, _ = s.store_msg(b"k.%d" % i, b"", b"%d-%d" % (i, n))
+        sys.stdout.write("%d %d-%d\n" % (seq, i, n))
+        sys.stdout.flush()
+        n += 1
+gevent.joinall([gevent.spawn(pub, i) for i in range(8)])
+"""
+
+
+def test_kill_9_keeps_every_acknowledged_message(tmp_path):
+    # A process crash: what store_msg acknowledged is on disk (fdatasync'ed) and comes back.
+    import signal
+    import subprocess
+    import sys
+    d = str(tmp_path / "k")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, d], stdout=subprocess.PIPE, env=env)
+    acked = {}
+    for line in p.stdout:
+        seq, payload = line.split()
+        acked[int(seq)] = payload
+        if len(acked) == 1500:
+            break
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    p.stdout.close()
+    s = FileStore(FileStoreConfig(d, block_size=4096), StreamConfig(name="K"))
+    try:
+        held = {m[0]: m[3] for m in all_msgs(s)}
+        assert s.state().lost is None
+        assert all(held.get(seq) == payload for seq, payload in acked.items())
+        assert s.state().msgs >= 1500
+    finally:
+        s.stop()
