@@ -325,120 +325,169 @@ class _PSI:
 
 
 class StreamStore:
-    """Go: StreamStore. The interface the stream layer uses; `IndexedStore` implements it."""
+    """Go: StreamStore. The contract the stream layer relies on; `IndexedStore` carries it
+    out for both stores. "May yield" marks the calls that wait for the disk in the file
+    store (after the index was updated)."""
 
     def store_msg(self, subj, hdr, msg):
-        """Store a message; return (seq, ts). May yield (file store: until it is on disk)."""
+        """Store a message under the next sequence; return (seq, ts). Raises ErrMaxMsgs,
+        ErrMaxBytes, ErrMaxMsgsPerSubject (discard new), ErrMsgTooLarge. May yield."""
         raise NotImplementedError
 
     def store_raw_msg(self, subj, hdr, msg, seq, ts):
-        """Store with a given sequence (mirrors, sources, replicas). May yield."""
+        """Store with a given sequence and time (mirrors, sources, replicas): `seq` must be
+        the next one (0 takes it), else ErrSequenceMismatch. May yield."""
         raise NotImplementedError
 
     def skip_msg(self):
+        """Use the next sequence without a message; return it. May yield."""
         raise NotImplementedError
 
     def skip_msgs(self, seq, num):
+        """Use `num` sequences from `seq`, which must be the next one. May yield."""
         raise NotImplementedError
 
     def load_msg(self, seq):
+        """The StoreMsg at `seq`; ErrStoreMsgNotFound, or ErrStoreEOF past the last."""
         raise NotImplementedError
 
     def load_next_msg(self, filter, wc, start):
+        """The first StoreMsg at or after `start` on `filter` (`wc`: it holds wildcards), or
+        None when there is none (Go: ErrStoreEOF)."""
         raise NotImplementedError
 
     def load_last_msg(self, subject):
+        """The last StoreMsg on `subject` (may hold wildcards); ErrStoreMsgNotFound."""
         raise NotImplementedError
 
     def remove_msg(self, seq):
+        """Remove one message: True, or False if it was not there; ErrStoreEOF past the
+        last sequence. May yield."""
         raise NotImplementedError
 
     def erase_msg(self, seq):
+        """As remove_msg, and overwrite its bytes. May yield."""
         raise NotImplementedError
 
     def purge(self):
+        """Remove every message; return how many. May yield."""
         raise NotImplementedError
 
     def purge_ex(self, subject, seq, keep):
+        """Remove the messages on `subject` (every subject if empty) below `seq` (if > 1),
+        or all but the newest `keep`; return how many. ErrPurgeArgMismatch for both.
+        May yield."""
         raise NotImplementedError
 
     def compact(self, seq):
+        """Remove every message below `seq`; past the end, the next message gets `seq`.
+        Return how many went. May yield."""
         raise NotImplementedError
 
     def truncate(self, seq):
+        """Remove every message after `seq`, which must be held (ErrInvalidSequence); the
+        last sequence becomes `seq`. May yield."""
         raise NotImplementedError
 
     def get_seq_from_time(self, ts):
+        """The first sequence whose message is at or after `ts` (ns); last+1 if none."""
         raise NotImplementedError
 
     def filtered_state(self, seq, subject):
+        """SimpleState of the messages at or after `seq` on `subject` (may hold wildcards)."""
         raise NotImplementedError
 
     def subjects_state(self, filter_subject):
+        """{subject: SimpleState} for every subject matching the filter."""
         raise NotImplementedError
 
     def subjects_totals(self, filter_subject):
+        """{subject: message count} for every subject matching the filter."""
         raise NotImplementedError
 
     def num_pending(self, start, filter, last_per_subject):
+        """(messages at or after `start` on `filter`, the last sequence that count holds
+        for); with `last_per_subject`, subjects whose last message is at or after `start`."""
         raise NotImplementedError
 
     def state(self):
+        """StreamState, with the interior deleted sequences and lost data."""
         raise NotImplementedError
 
     def fast_state(self):
+        """StreamState without the deleted list."""
         raise NotImplementedError
 
     def type(self):
+        """FILE_STORAGE or MEMORY_STORAGE."""
         raise NotImplementedError
 
     def register_storage_updates(self, cb):
+        """cb(msgs_delta, bytes_delta, seq, subj) after every store and removal, including
+        those the limits make (seq 0 and subj b"" for purge/compact/truncate). The stream
+        layer learns of limit-driven removals this way. It must not yield."""
         raise NotImplementedError
 
     def update_config(self, cfg):
+        """Take new limits (a StreamConfig) and apply them at once."""
         raise NotImplementedError
 
     def delete(self):
+        """Stop and remove everything stored. May yield."""
         raise NotImplementedError
 
     def stop(self):
+        """Stop timers, put everything on disk, close; later calls raise ErrStoreClosed.
+        May yield."""
         raise NotImplementedError
 
     def consumer_store(self, name, cfg):
+        """A ConsumerStore for consumer `name` (cfg: a ConsumerConfig), counted in
+        state().consumer_count until it stops."""
         raise NotImplementedError
 
 
 class ConsumerStore:
-    """Go: ConsumerStore."""
+    """Go: ConsumerStore. A consumer's delivery and acknowledgement state."""
 
     def set_starting(self, sseq):
+        """Set the stream sequence delivery starts after."""
         raise NotImplementedError
 
     def has_state(self):
+        """True if state was recovered from disk."""
         raise NotImplementedError
 
     def update_delivered(self, dseq, sseq, dc, ts):
+        """Record delivery `dseq` of stream message `sseq`, its `dc`th delivery, at `ts`."""
         raise NotImplementedError
 
     def update_acks(self, dseq, sseq):
+        """Record the acknowledgement of delivery `dseq` of stream message `sseq`."""
         raise NotImplementedError
 
     def update_config(self, cfg):
+        """Take a new ConsumerConfig (checked by the caller)."""
         raise NotImplementedError
 
     def update(self, state):
+        """Replace the state with `state` (a ConsumerState), checked."""
         raise NotImplementedError
 
     def state(self):
+        """A copy of the ConsumerState."""
         raise NotImplementedError
 
     def type(self):
+        """FILE_STORAGE or MEMORY_STORAGE."""
         raise NotImplementedError
 
     def stop(self):
+        """Stop (the file store writes what is pending). May yield."""
         raise NotImplementedError
 
     def delete(self):
+        """Stop and remove the stored state. May yield."""
         raise NotImplementedError
 
 
