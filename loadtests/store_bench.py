@@ -13,6 +13,10 @@ reports messages per second, and for the file store the fsyncs done. Cases:
 
     python loadtests/store_bench.py [-n 20000] [--sizes 16,1024] [--pubs 1,16,64] [case ...]
 
+Then, for `mem` and `file`, the read paths over a stream of `-n` messages on 8 subjects:
+`load_msg` of every sequence, and walking it with `load_next_msg` on one subject and on a
+wildcard that matches half of them (msgs/s read).
+
 The store directory is a temporary directory (`--dir` to choose the disk).
 """
 from __future__ import annotations
@@ -65,6 +69,35 @@ def run(case, n, size, pubs, root):
     return per * pubs / dt, fsyncs
 
 
+def run_loads(case, n, size, root):
+    """Rates of load_msg, load_next_msg (literal), load_next_msg (wildcard), in msgs/s."""
+    s = make_store("lazy" if case == "file" else case, root)
+    payload = os.urandom(size)
+    for i in range(n):
+        s.store_msg(b"load.%s.%d" % (b"a" if i % 8 < 4 else b"b", i % 8), b"", payload)
+    rates = [0, 0, 0]
+    for _ in range(3):  # the best of three: PyPy's JIT warms up on the first
+        t0 = time.perf_counter()
+        for seq in range(1, n + 1):
+            s.load_msg(seq)
+        rates[0] = max(rates[0], n / (time.perf_counter() - t0))
+        for i, (filt, wc) in enumerate(((b"load.a.3", False), (b"load.a.*", True)), 1):
+            t0 = time.perf_counter()
+            got = 0
+            seq = 1
+            while True:
+                sm = s.load_next_msg(filt, wc, seq)
+                if sm is None:
+                    break
+                got += 1
+                seq = sm.seq + 1
+            rates[i] = max(rates[i], got / (time.perf_counter() - t0))
+    s.stop()
+    if case != "mem":
+        shutil.rmtree(s.fcfg.store_dir, ignore_errors=True)
+    return rates
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=20000, help="messages per run")
@@ -83,6 +116,13 @@ def main(argv=None):
                     rate, fsyncs = run(case, a.n, size, pubs, root)
                     per = f"{a.n / fsyncs:10.1f}" if fsyncs else f"{'-':>10}"
                     print(f"{impl:7} {case:5} {size:5d} {pubs:4d} {rate:10,.0f} {fsyncs:7d} {per}", flush=True)
+        print(f"\n{'impl':7} {'case':5} {'size':>5} {'load_msg/s':>11} {'next lit/s':>11} {'next wc/s':>11}")
+        for case in a.cases:
+            if case == "lazy":
+                continue
+            for size in (int(x) for x in a.sizes.split(",")):
+                r = run_loads(case, a.n, size, root)
+                print(f"{impl:7} {case:5} {size:5d} {r[0]:11,.0f} {r[1]:11,.0f} {r[2]:11,.0f}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

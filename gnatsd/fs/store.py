@@ -48,6 +48,7 @@ ACK_ALL = 1
 ACK_EXPLICIT = 2
 
 FWCS = b">"
+WC_CACHE_MAX = 256  # wildcard filters whose matching subjects are remembered
 
 
 class StoreError(Exception):
@@ -523,6 +524,7 @@ class IndexedStore(StreamStore):
         self._consumers = 0
         self._closed = False
         self._lost = None
+        self._wc_cache = {}  # wildcard filter -> its subjects' _PSIs; cleared when subjects change
 
     def _install_index(self, entries, last_seq, last_ts):
         """Build the index and the stream state from recovered `entries` (seq -> entry)."""
@@ -540,6 +542,7 @@ class IndexedStore(StreamStore):
                 psi.seqs.append(seq)
         self._msgs = msgs
         self._fss = fss
+        self._wc_cache.clear()
         self._bytes = nbytes
         self._last_seq = last_seq
         self._last_ts = last_ts
@@ -597,6 +600,8 @@ class IndexedStore(StreamStore):
         self._last_ts = ts
         if psi is None:
             fss[subj] = _PSI(seq)
+            if self._wc_cache:
+                self._wc_cache.clear()
         else:
             psi.seqs.append(seq)
             maxp = cfg.max_msgs_per_subject
@@ -698,11 +703,10 @@ class IndexedStore(StreamStore):
                     return self._load(seq, e)
             return None
         best = 0
-        for subj, psi in fss.items():
-            if subject_matches(filter, subj):
-                seq = psi.next_from(start)
-                if seq and (not best or seq < best):
-                    best = seq
+        for psi in self._matching_psis(filter):
+            seq = psi.next_from(start)
+            if seq and (not best or seq < best):
+                best = seq
         return self._load(best, msgs[best]) if best else None
 
     def load_last_msg(self, subject):
@@ -758,6 +762,8 @@ class IndexedStore(StreamStore):
         if psi is not None:
             if len(psi.seqs) - psi.head == 1:
                 del self._fss[subj]
+                if self._wc_cache:
+                    self._wc_cache.clear()
             else:
                 psi.remove(seq)
         self._removed(seq, e, secure)
@@ -810,6 +816,7 @@ class IndexedStore(StreamStore):
         purged, nbytes = len(self._msgs), self._bytes
         self._msgs = {}
         self._fss = {}
+        self._wc_cache.clear()
         self._bytes = 0
         if fseq > self._last_seq + 1:
             self._last_seq = fseq - 1
@@ -876,6 +883,7 @@ class IndexedStore(StreamStore):
                 nbytes += self._entry_size(e)
         purged = len(removed)
         if purged:
+            self._wc_cache.clear()
             for subj in list(self._fss):
                 psi = self._fss[subj]
                 if psi.first() < seq:
@@ -916,6 +924,7 @@ class IndexedStore(StreamStore):
                 psi.seqs.pop()
                 if len(psi.seqs) == psi.head:
                     del self._fss[e.subj]
+                    self._wc_cache.clear()
         self._bytes -= nbytes
         self._last_seq = seq
         self._last_ts = lts
@@ -1002,11 +1011,18 @@ class IndexedStore(StreamStore):
         return ss
 
     def _matching_psis(self, subject):
+        """The _PSIs of the subjects matching `subject`; the list is shared, do not modify."""
         fss = self._fss
         if not subject or subject == FWCS:
             return list(fss.values())
         if subject_has_wildcard(subject):
-            return [p for s, p in fss.items() if subject_matches(subject, s)]
+            cache = self._wc_cache
+            psis = cache.get(subject)
+            if psis is None:
+                if len(cache) >= WC_CACHE_MAX:
+                    cache.clear()
+                psis = cache[subject] = [p for s, p in fss.items() if subject_matches(subject, s)]
+            return psis
         psi = fss.get(subject)
         return [psi] if psi is not None else []
 
