@@ -1063,3 +1063,27 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path):
         assert s.state().msgs >= 1500
     finally:
         s.stop()
+
+
+def test_consumer_names_stay_in_the_stream_directory(fstores):
+    s = fstores.make()
+    for bad in ("", "../x", "a/b", ".hidden", "a\0b"):
+        with pytest.raises(ValueError):
+            s.consumer_store(bad, ConsumerConfig())
+
+
+def test_delete_releases_waiting_writers(fstores):
+    s = fstores.make()
+    done = []
+
+    def writer():
+        s.store_msg(b"a", b"", b"x")
+        done.append(1)
+
+    gs = [gevent.spawn(writer) for _ in range(5)]
+    gevent.sleep(0)
+    s.delete()
+    gevent.joinall(gs, timeout=5)
+    assert all(g.ready() for g in gs)
+    # A writer that got in before the delete was acknowledged; a later one sees the store closed.
+    assert all(g.successful() or isinstance(g.exception, ErrStoreClosed) for g in gs)

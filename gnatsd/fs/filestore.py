@@ -878,7 +878,7 @@ class FileStore(IndexedStore):
         """Go: ConsumerStore. State kept in obs/<name>/state."""
         if self._closed:
             raise ErrStoreClosed()
-        if cfg is None or not name:
+        if cfg is None or not name or "/" in name or "\\" in name or "\0" in name or name.startswith("."):
             raise ValueError("bad consumer config")
         o = ConsumerFileStore(self, name, cfg, os.path.join(self._dir, OBS_DIR, name))
         self.add_consumer(o)
@@ -930,6 +930,7 @@ class FileStore(IndexedStore):
                 self._close_fd(blk.fd)
                 blk.fd = -1
             os.close(self._dfd)
+            self._synced_gen = self._wgen  # writers still waiting: their stream is gone
         self._report_bulk(len(self._msgs), self._bytes)
         self._msgs = {}
         self._fss = {}
