@@ -1087,3 +1087,48 @@ def test_delete_releases_waiting_writers(fstores):
     assert all(g.ready() for g in gs)
     # A writer that got in before the delete was acknowledged; a later one sees the store closed.
     assert all(g.successful() or isinstance(g.exception, ErrStoreClosed) for g in gs)
+
+
+def test_on_synced_acks_after_fsync(fstores):
+    # One publisher that does not wait (a connection's readloop): acks come from on_synced,
+    # after the fsync that covers them, many messages per fsync.
+    s = fstores.make(block_size=1 << 16)
+    acks = []
+
+    def ack(err, seq):
+        assert err is None and s._synced_gen >= gens[seq]
+        acks.append(seq)
+
+    gens = {}
+    for i in range(500):
+        seq, _ = s.store_msg(b"a.%d" % (i % 3), b"", b"%d" % i, wait=False)
+        gens[seq] = s._wgen
+        s.on_synced(ack, seq)
+        if i % 50 == 0:
+            gevent.sleep(0)  # the readloop yields now and then, e.g. to read its socket
+    deadline = time.monotonic() + 5
+    while len(acks) < 500 and time.monotonic() < deadline:
+        gevent.sleep(0.001)
+    assert acks == list(range(1, 501))
+    assert s.fsyncs < 50
+    s = fstores.reopen(s)
+    assert s.state().msgs == 500
+
+
+def test_on_synced_without_disk_wait(stores):
+    s = stores.make(sync_interval=LAZY)
+    got = []
+    s.store_msg(b"a", b"", b"", wait=False)
+    s.on_synced(lambda err, x: got.append((err, x)), 7)
+    assert got == [(None, 7)]
+
+
+def test_on_synced_after_delete(fstores):
+    s = fstores.make()
+    got = []
+    s.store_msg(b"a", b"", b"", wait=False)
+    s.on_synced(lambda err: got.append(err))
+    s.delete()
+    assert len(got) == 1 and isinstance(got[0], ErrStoreClosed)
+    s.on_synced(lambda err: got.append(err))
+    assert isinstance(got[1], ErrStoreClosed)

@@ -231,6 +231,8 @@ class FileStore(IndexedStore):
         self._wgen = 0  # writes done
         self._synced_gen = 0  # writes covered by a finished sync
         self._sync_ev = None  # set while a sync runs
+        self._sync_cbs = []  # (write generation, cb, args) for on_synced, in order
+        self._syncer = None
         self._unsynced = []  # rolled blocks written since the last sync
         self._dir_dirty = False
         self._close_later = []
@@ -789,6 +791,12 @@ class FileStore(IndexedStore):
             run_blocking(_sync_fds, fds)
             self._synced_gen = target
             self.fsyncs += 1
+            cbs = self._sync_cbs
+            if cbs and cbs[0][0] <= target:
+                n = 1
+                while n < len(cbs) and cbs[n][0] <= target:
+                    n += 1
+                self._fire_synced(n, None)
         except BaseException:
             if blocks is not None:
                 self._unsynced = blocks + self._unsynced
@@ -821,17 +829,57 @@ class FileStore(IndexedStore):
 
     # -- the API calls that wait for the disk --------------------------------------------------
 
-    def store_msg(self, subj, hdr, msg):
-        """Go: StoreMsg. May yield: returns once the record is on disk (sync_interval
-        "always")."""
+    def store_msg(self, subj, hdr, msg, wait=True):
+        """Go: StoreMsg. With `wait` (and sync_interval "always") returns once the record is
+        on disk. May yield."""
         seq, ts = IndexedStore.store_msg(self, subj, hdr, msg)
-        if self._sync_always:
+        if wait and self._sync_always:
             self._sync_wait(self._wgen)
         return seq, ts
 
-    def store_raw_msg(self, subj, hdr, msg, seq, ts):
+    def store_raw_msg(self, subj, hdr, msg, seq, ts, wait=True):
         IndexedStore.store_raw_msg(self, subj, hdr, msg, seq, ts)
-        self._synced()
+        if wait:
+            self._synced()
+
+    def on_synced(self, cb, *args):
+        """cb(err, *args) from the syncer greenlet after the fsync that covers every write
+        made so far; at once with a lazy sync_interval."""
+        if not self._sync_always:
+            cb(None, *args)
+            return
+        if self._closed:
+            cb(ErrStoreClosed(), *args)
+            return
+        self._sync_cbs.append((self._wgen, cb, args))
+        if self._syncer is None:
+            self._syncer = gevent.spawn(self._sync_loop)
+
+    def _sync_loop(self):
+        """Runs in its own greenlet while callbacks wait: sync rounds until they are done."""
+        try:
+            while self._sync_cbs and not self._closed:
+                ev = self._sync_ev
+                if ev is not None:
+                    ev.wait()
+                else:
+                    try:
+                        self._sync_round()
+                    except OSError as e:
+                        log.error("Filestore [%s] sync failed: %s", self.cfg.name, e)
+                        self._fire_synced(len(self._sync_cbs), e)
+        finally:
+            self._syncer = None
+
+    def _fire_synced(self, n, err):
+        """Run the first `n` sync callbacks with `err`. Does not yield (callbacks must not)."""
+        cbs = self._sync_cbs[:n]
+        del self._sync_cbs[:n]
+        for _, cb, args in cbs:
+            try:
+                cb(err, *args)
+            except Exception:
+                log.exception("Filestore [%s] sync callback failed", self.cfg.name)
 
     def skip_msg(self):
         seq = IndexedStore.skip_msg(self)
@@ -905,8 +953,12 @@ class FileStore(IndexedStore):
         while self._sync_ev is not None:
             self._sync_ev.wait()
         self._closed = True
-        self._sync_round()
-        self._write_snapshot()
+        try:
+            self._sync_round()
+            self._write_snapshot()
+        except OSError as e:
+            log.error("Filestore [%s] stop: %s", self.cfg.name, e)
+            self._fire_synced(len(self._sync_cbs), e)
         for blk in self._blks:
             self._close_fd(blk.fd)
             blk.fd = -1
@@ -931,6 +983,7 @@ class FileStore(IndexedStore):
                 blk.fd = -1
             os.close(self._dfd)
             self._synced_gen = self._wgen  # writers still waiting: their stream is gone
+            self._fire_synced(len(self._sync_cbs), ErrStoreClosed())
         self._report_bulk(len(self._msgs), self._bytes)
         self._msgs = {}
         self._fss = {}

@@ -330,14 +330,25 @@ class StreamStore:
     out for both stores. "May yield" marks the calls that wait for the disk in the file
     store (after the index was updated)."""
 
-    def store_msg(self, subj, hdr, msg):
+    def store_msg(self, subj, hdr, msg, wait=True):
         """Store a message under the next sequence; return (seq, ts). Raises ErrMaxMsgs,
-        ErrMaxBytes, ErrMaxMsgsPerSubject (discard new), ErrMsgTooLarge. May yield."""
+        ErrMaxBytes, ErrMaxMsgsPerSubject (discard new), ErrMsgTooLarge. May yield: with
+        `wait` the file store returns once the message is on disk; without, it does not
+        yield, and `on_synced` tells when the message is safe."""
         raise NotImplementedError
 
-    def store_raw_msg(self, subj, hdr, msg, seq, ts):
+    def store_raw_msg(self, subj, hdr, msg, seq, ts, wait=True):
         """Store with a given sequence and time (mirrors, sources, replicas): `seq` must be
-        the next one (0 takes it), else ErrSequenceMismatch. May yield."""
+        the next one (0 takes it), else ErrSequenceMismatch. May yield, as store_msg."""
+        raise NotImplementedError
+
+    def on_synced(self, cb, *args):
+        """Call cb(err, *args) once everything stored so far is on disk (err None), or
+        could not be put there (err the OSError, or ErrStoreClosed if the store was deleted).
+        Without waiting on disk (memory store, lazy sync_interval) cb runs at once. This is
+        how a publish is acknowledged without stopping its connection's readloop: store
+        with wait=False, send the ack from cb; every message stored while one fsync runs
+        shares the next (group commit). cb must not yield."""
         raise NotImplementedError
 
     def skip_msg(self):
@@ -556,7 +567,7 @@ class IndexedStore(StreamStore):
 
     # -- storing -------------------------------------------------------------------------------
 
-    def store_msg(self, subj, hdr, msg):
+    def store_msg(self, subj, hdr, msg, wait=True):
         """Go: StoreMsg. Return (seq, ts)."""
         seq = self._last_seq + 1
         ts = time.time_ns()
@@ -566,7 +577,7 @@ class IndexedStore(StreamStore):
             cb(1, size, seq, subj)
         return seq, ts
 
-    def store_raw_msg(self, subj, hdr, msg, seq, ts):
+    def store_raw_msg(self, subj, hdr, msg, seq, ts, wait=True):
         """Go: StoreRawMsg. `seq` must be the next sequence (0 picks it)."""
         if seq == 0:
             seq = self._last_seq + 1
@@ -614,6 +625,10 @@ class IndexedStore(StreamStore):
         if self._age_chk is None and cfg.max_age > 0:
             self._start_age_chk()
         return size
+
+    def on_synced(self, cb, *args):
+        """Nothing to wait for: cb(None, *args) now."""
+        cb(None, *args)
 
     def _check_discard_new(self, cfg, psi, sz):
         """Go: the DiscardNew checks of storeRawMsg. A subject at its own limit replaces its
