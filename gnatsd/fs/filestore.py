@@ -35,7 +35,8 @@ Durability. With `sync_interval="always"` (the default) store_msg returns only a
 record is on disk: writers append with os.write, then wait for an fdatasync that covers
 them. One fdatasync runs at a time, in gevent's thread pool so the hub keeps running, and
 every writer that arrived while it ran shares the next one (group commit; `fsyncs` counts
-them). With `sync_interval=<seconds>` a greenlet syncs that often and store_msg returns at
+them). A caller that must not wait (a connection's readloop) stores with `wait=False` and
+is called back by `on_synced` after the fsync that covers its message. With `sync_interval=<seconds>` a greenlet syncs that often and store_msg returns at
 once: a process crash loses nothing (the page cache has the data) but a power failure or
 kernel crash loses what was acknowledged since the last sync, which is the Go server's
 behaviour (it syncs every two minutes by default).
