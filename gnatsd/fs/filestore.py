@@ -846,11 +846,11 @@ class FileStore(IndexedStore):
     def on_synced(self, cb, *args):
         """cb(err, *args) from the syncer greenlet after the fsync that covers every write
         made so far; at once with a lazy sync_interval."""
-        if not self._sync_always:
-            cb(None, *args)
-            return
         if self._closed:
             cb(ErrStoreClosed(), *args)
+            return
+        if not self._sync_always or self._synced_gen >= self._wgen:
+            cb(None, *args)
             return
         self._sync_cbs.append((self._wgen, cb, args))
         if self._syncer is None:
