@@ -631,9 +631,10 @@ class FileStore(IndexedStore):
     def _clean_blocks(self):
         """Go: removeMsgBlock for emptied blocks. A block with no message left goes when its
         tombstones protect nothing; one that still protects something is rewritten to hold
-        only those tombstones. One pass: blocks freed by this pass go on a later one, after
-        the directory was synced, so a crash never leaves tombstones deleted before what
-        they cover."""
+        only those tombstones. One pass: a block whose tombstones this pass made useless
+        waits for a later pass (the compactor's, after its sync, or the next emptied
+        block's), so a crash between the two deletions cannot bring back messages whose
+        tombstones went first."""
         remove = []
         for blk in self._blks:
             if blk is self._lmb or blk.live or blk.compacting:
