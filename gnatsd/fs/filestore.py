@@ -236,6 +236,7 @@ class FileStore(IndexedStore):
         self._syncer = None
         self._unsynced = []  # rolled blocks written since the last sync
         self._dir_dirty = False
+        self._gone_unsynced = []  # deleted blocks whose unlink no sync has covered yet
         self._close_later = []
         self._blks = []
         self._last_index = 0
@@ -622,7 +623,7 @@ class FileStore(IndexedStore):
         refs = blk.refs
         needed = set()
         if refs:
-            for o in self._blks:
+            for o in self._blks + self._gone_unsynced:
                 if o is not blk and o.dead:
                     small, big = (o.dead, refs) if len(o.dead) < len(refs) else (refs, o.dead)
                     needed.update(s for s in small if s in big)
@@ -631,10 +632,9 @@ class FileStore(IndexedStore):
     def _clean_blocks(self):
         """Go: removeMsgBlock for emptied blocks. A block with no message left goes when its
         tombstones protect nothing; one that still protects something is rewritten to hold
-        only those tombstones. One pass: a block whose tombstones this pass made useless
-        waits for a later pass (the compactor's, after its sync, or the next emptied
-        block's), so a crash between the two deletions cannot bring back messages whose
-        tombstones went first."""
+        only those tombstones. A deleted block's records count as still on disk until a sync
+        has made the deletion durable (`_gone_unsynced`), so a crash never brings back a
+        block whose tombstones were deleted after it."""
         remove = []
         for blk in self._blks:
             if blk is self._lmb or blk.live or blk.compacting:
@@ -656,6 +656,8 @@ class FileStore(IndexedStore):
     def _drop_block_file(self, blk):
         self._close_fd(blk.fd)
         blk.fd = -1
+        if blk.dead:
+            self._gone_unsynced.append(blk)
         try:
             os.unlink(blk.path)
         except FileNotFoundError:
@@ -777,7 +779,7 @@ class FileStore(IndexedStore):
 
     def _sync_round(self):
         ev = self._sync_ev = gevent.event.Event()
-        blocks = dir_dirty = None
+        blocks = dir_dirty = gone = None
         try:
             # Let the writers that are ready to run (those the last sync woke) append
             # first: they find this round's event and join it, so rounds stay large.
@@ -788,11 +790,14 @@ class FileStore(IndexedStore):
             if self._lmb is not None and self._lmb.fd >= 0:
                 fds.append(self._lmb.fd)
             dir_dirty, self._dir_dirty = self._dir_dirty, False
+            gone, self._gone_unsynced = self._gone_unsynced, []
             if dir_dirty:
                 fds.append(self._dfd)
             run_blocking(_sync_fds, fds)
             self._synced_gen = target
             self.fsyncs += 1
+            if gone and not self._closed:
+                self._clean_blocks()  # what those blocks' records pinned may go now
             cbs = self._sync_cbs
             if cbs and cbs[0][0] <= target:
                 n = 1
@@ -803,6 +808,7 @@ class FileStore(IndexedStore):
             if blocks is not None:
                 self._unsynced = blocks + self._unsynced
                 self._dir_dirty = self._dir_dirty or dir_dirty
+                self._gone_unsynced = (gone or []) + self._gone_unsynced
             raise
         finally:
             self._sync_ev = None
