@@ -283,9 +283,10 @@ class _PSI:
     order. `seqs[head:]` are live; dropping the first only moves `head`, so limits that
     remove the oldest message of a subject cost O(1)."""
 
-    __slots__ = ("seqs", "head")
+    __slots__ = ("subj", "seqs", "head")
 
-    def __init__(self, seq):
+    def __init__(self, subj, seq):
+        self.subj = subj  # the one copy of the subject the index entries share
         self.seqs = [seq]
         self.head = 0
 
@@ -548,7 +549,7 @@ class IndexedStore(StreamStore):
             nbytes += self._entry_size(e)
             psi = fss.get(e.subj)
             if psi is None:
-                fss[e.subj] = _PSI(seq)
+                fss[e.subj] = _PSI(e.subj, seq)
             else:
                 psi.seqs.append(seq)
         self._msgs = msgs
@@ -610,10 +611,11 @@ class IndexedStore(StreamStore):
         self._last_seq = seq
         self._last_ts = ts
         if psi is None:
-            fss[subj] = _PSI(seq)
+            fss[subj] = _PSI(subj, seq)
             if self._wc_cache:
                 self._wc_cache.clear()
         else:
+            e.subj = psi.subj
             psi.seqs.append(seq)
             maxp = cfg.max_msgs_per_subject
             if 0 < maxp < len(psi.seqs) - psi.head:
