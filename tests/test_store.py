@@ -850,6 +850,9 @@ def test_emptied_blocks_are_removed(fstores):
     assert (st_.msgs, st_.first_seq, st_.last_seq) == (10, 291, 300)
 
 
+COMPACT_BLOCK = 70 * 1024
+
+
 def test_sparse_blocks_are_compacted(fstores, gnatsd_log):
     # One long-lived message pins its block; a KV-like subject is rewritten over and over.
     # Without compaction the tombstones would pin every block after it.
@@ -870,9 +873,6 @@ def test_sparse_blocks_are_compacted(fstores, gnatsd_log):
     s = reopen_raw(s)
     fstores.made.append(s)
     assert all_msgs(s) == want and s.state().msgs == 2
-
-
-COMPACT_BLOCK = 70 * 1024
 
 
 def test_delete(stores):
