@@ -734,7 +734,8 @@ def test_bad_index_snapshot(fstores, gnatsd_log, damage):
 
 
 def block_files(s):
-    return [os.path.join(s._mdir, n) for n in sorted(os.listdir(s._mdir), key=lambda n: int(n.split(".")[0]))]
+    names = [n for n in os.listdir(s._mdir) if n.endswith(".blk")]
+    return [os.path.join(s._mdir, n) for n in sorted(names, key=lambda n: int(n.split(".")[0]))]
 
 
 def test_torn_tail_is_truncated(fstores, gnatsd_log):
@@ -844,6 +845,9 @@ def test_emptied_blocks_are_removed(fstores):
     s = fstores.make(block_size=400, max_msgs=10)
     for i in range(300):
         s.store_msg(b"a", b"", b"x" * 20)
+    if s._compactor is not None:
+        s._compactor.join()
+    s.sync()
     assert len(block_files(s)) <= 6
     s = fstores.reopen(s)
     st_ = s.state()
