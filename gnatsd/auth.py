@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from . import nkeys
+from .hub import run_blocking
 
 log = logging.getLogger("gnatsd")
 
@@ -210,20 +211,9 @@ def compare_passwords(server_password, client_password):
     if is_bcrypt(server_password):
         hashed = server_password.encode()
         password = client_password.encode("utf-8", "surrogatepass")[:BCRYPT_MAX_PASSWORD]
-        return bool(_run_blocking(_bcrypt_check, hashed, password))
+        return bool(run_blocking(_bcrypt_check, hashed, password))
     return hmac.compare_digest(server_password.encode("utf-8", "surrogatepass"),
                                client_password.encode("utf-8", "surrogatepass"))
-
-
-def _run_blocking(fn, *args):
-    """Run `fn` in the thread pool of this thread's gevent hub, if there is one and we are
-    in a greenlet other than the hub; else in the calling thread."""
-    import gevent
-    from gevent._hub_local import get_hub_if_exists
-    hub = get_hub_if_exists()
-    if hub is not None and gevent.getcurrent() is not hub:
-        return hub.threadpool.apply(fn, args)
-    return fn(*args)
 
 
 # -- authentication ---------------------------------------------------------------------------

@@ -314,6 +314,17 @@ def subject_matches(pattern, subject):
     return n == len(stoks)
 
 
+# Go: subjectHasWildcard
+def subject_has_wildcard(subject):
+    """True when a token of `subject` is `*` or `>`."""
+    if PWC not in subject and FWC not in subject:
+        return False
+    for t in subject.split(TSEP):
+        if t == PWC or t == FWC:
+            return True
+    return False
+
+
 # Go: IsValidSubject
 def is_valid_subject(subject):
     """A subscription subject: non-empty tokens; `>` only as the last token."""
