@@ -317,12 +317,7 @@ def subject_matches(pattern, subject):
 # Go: subjectHasWildcard
 def subject_has_wildcard(subject):
     """True when a token of `subject` is `*` or `>`."""
-    if PWC not in subject and FWC not in subject:
-        return False
-    for t in subject.split(TSEP):
-        if t == PWC or t == FWC:
-            return True
-    return False
+    return not subject_is_literal(subject)
 
 
 # Go: IsValidSubject
