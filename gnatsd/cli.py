@@ -235,6 +235,9 @@ def ports_info(server):
     ports = {"nats": [_url("nats", host, port)]}
     if server.http_addr:
         ports["monitoring"] = [_url("http", server.http_addr[0], server.http_addr[1])]
+    ws = server.websocket
+    if ws is not None and ws.addr:
+        ports["websocket"] = [_url("wss" if ws.tls else "ws", ws.addr[0], ws.addr[1])]
     return ports
 
 

@@ -584,31 +584,33 @@ def serve_http(srv, sock, addr):
     timer = gevent.Timeout(timeout) if timeout > 0 else None
     if timer is not None:
         timer.start()
+    conn = [sock]  # the socket, wrapped once TLS starts: closed here unless a client takes it
+    ws = None
     try:
-        result = _handshake(srv, ws_srv, sock, addr, remote)
+        ws = _handshake(srv, ws_srv, conn, remote)
     except gevent.Timeout as t:
         if t is not timer:
             raise
-        result = None
     finally:
         if timer is not None:
             timer.close()
-    if result is None:
+    if ws is None:
         try:
-            sock.close()
+            conn[0].close()
         except OSError:
             pass
         return
-    sock, ws = result
-    srv.create_ws_client(sock, addr, ws)
+    srv.create_ws_client(conn[0], addr, ws)
 
 
-def _handshake(srv, ws_srv, sock, addr, remote):
-    """(socket, WsUpgrade) once a request upgraded, or None (answered and logged, or gone)."""
+def _handshake(srv, ws_srv, conn, remote):
+    """The WsUpgrade once a request upgraded on `conn[0]`, or None (answered and logged, or
+    gone). A TLS handshake replaces `conn[0]` with the wrapped socket."""
+    sock = conn[0]
     sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
     if ws_srv.tls_context is not None:
         try:
-            sock = ws_srv.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            sock = conn[0] = ws_srv.tls_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             sock.do_handshake()
         except (OSError, ValueError) as e:
             log.error("websocket: http: TLS handshake error from %s: %s", remote, tls.handshake_error_text(e))
@@ -657,7 +659,7 @@ def _handshake(srv, ws_srv, sock, addr, remote):
             return None
         if not _send(sock, resp):
             return None
-        return sock, ws
+        return ws
     return None
 
 
@@ -692,6 +694,7 @@ class WsClient(Client):
         super().__init__(server, sock, cid, addr)
         self.wsr = WsReadInfo(self.ws_handle_control_frame, ws.maskread)
         self._framed = 0
+        self.ws_close_msg = None  # Go: ws.closeMsg, the close frame waiting for the next flush
         self._tls = getattr(sock, "_sslobj", None)  # wss: flush_inline writes to the SSL object
         self.auth_required = server.auth_required or server.websocket.auth_override
         self.auth_pending = self.auth_required
@@ -754,16 +757,20 @@ class WsClient(Client):
     # -- out --------------------------------------------------------------------------------
 
     def ws_enqueue_control_message(self, frame_type, payload, signal=True):
-        """Go: wsEnqueueControlMessageLocked. Control frames go after what is pending."""
+        """Go: wsEnqueueControlMessageLocked. A ping's pong goes after what is pending; the
+        close frame waits, and goes after everything queued until the next flush (Go:
+        closeMsg), such as the replies to what came before the close in the same read."""
         if self.sock is None:
             return
+        frame = bytes((WS_FINAL_BIT | frame_type, len(payload))) + payload
+        self.pb += len(frame)
         if frame_type == WS_CLOSE_MESSAGE:
             self.ws.close_sent = True
-        frame = bytes((WS_FINAL_BIT | frame_type, len(payload))) + payload
-        self.ws_collapse()
-        self.out.append(frame)
-        self._framed = len(self.out)
-        self.pb += len(frame)
+            self.ws_close_msg = frame
+        else:
+            self.ws_collapse()
+            self.out.append(frame)
+            self._framed = len(self.out)
         if not signal:
             return
         if self._in_read:
@@ -779,6 +786,8 @@ class WsClient(Client):
         k = self._framed
         n = len(out)
         if k == n:
+            if self.ws_close_msg is not None:
+                self._ws_append_close()
             return
         ws = self.ws
         mfs = WS_FRAME_SIZE_FOR_BROWSERS if ws.browser else 0
@@ -791,6 +800,8 @@ class WsClient(Client):
             out.insert(0, h)
             self.pb += len(h)
             self._framed = n + 1
+            if self.ws_close_msg is not None:
+                self._ws_append_close()
             return
         nb = out[k:]
         del out[k:]
@@ -806,6 +817,13 @@ class WsClient(Client):
         else:
             self.pb += self._ws_frames(out, data, mfs, False) - usz
         self._framed = len(out)
+        if self.ws_close_msg is not None:
+            self._ws_append_close()
+
+    def _ws_append_close(self):
+        self.out.append(self.ws_close_msg)
+        self.ws_close_msg = None
+        self._framed = len(self.out)
 
     @staticmethod
     def _ws_frames(out, p, mfs, compressed):
@@ -851,9 +869,12 @@ class WsClient(Client):
     def close_connection(self, reason):
         """Go: markConnAsClosed's WebSocket part: a close frame with the reason's status
         goes after the pending data, unless that data is dropped."""
-        if not self.closed and not self.ws.close_sent and reason not in _SKIP_FLUSH:
-            body = ws_create_close_message(_CLOSE_STATUS.get(reason, WS_CLOSE_STATUS_INTERNAL_SRV_ERROR), str(reason))
-            self.ws_enqueue_control_message(WS_CLOSE_MESSAGE, body, signal=False)
+        if not self.closed and reason not in _SKIP_FLUSH:
+            if not self.ws.close_sent:
+                body = ws_create_close_message(_CLOSE_STATUS.get(reason, WS_CLOSE_STATUS_INTERNAL_SRV_ERROR),
+                                               str(reason))
+                self.ws_enqueue_control_message(WS_CLOSE_MESSAGE, body, signal=False)
+            self.ws_collapse()  # the close frame into `out`: nothing is queued after it
         Client.close_connection(self, reason)
 
 
