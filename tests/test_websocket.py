@@ -802,25 +802,35 @@ def test_go_refuses_the_same_configs(tmp_path):
     assert r.returncode != 0 and "websocket requires TLS configuration" in r.stderr
 
 
-def test_the_gnatsd_command_listens_for_websocket_clients(tmp_path):
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_gnatsd_command_listens_for_websocket_clients(tmp_path, certs, secure):  # noqa: F811
+    # the command patches the process for gevent: the tls blocks' contexts must still build
     import subprocess
     import sys
     path = tmp_path / "ws.conf"
-    path.write_text("port: -1\nwebsocket { port: -1, no_tls: true }\n")
+    tls_block = f'tls {{ cert_file: "{certs.server[0]}", key_file: "{certs.server[1]}" }}'
+    if secure:
+        path.write_text(f"port: -1\n{tls_block}\nwebsocket {{ port: -1, {tls_block} }}\n")
+    else:
+        path.write_text("port: -1\nwebsocket { port: -1, no_tls: true }\n")
     p = subprocess.Popen([sys.executable, "-m", "gnatsd", "-c", str(path), "--ports_file_dir", str(tmp_path)],
                          stderr=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     try:
-        ports = check_for(10, lambda: [f for f in os.listdir(tmp_path) if f.endswith(".ports")])
+        ports = check_for(10, lambda: p.poll() is not None or [f for f in os.listdir(tmp_path) if f.endswith(".ports")])
+        assert p.poll() is None, "gnatsd exited"
         urls = json.loads((tmp_path / ports[0]).read_text())["websocket"]
-        port = int(urls[0].rsplit(":", 1)[1])
-        c = WsConn(port)
+        assert urls[0].startswith("wss://" if secure else "ws://")
+        c = WsConn(int(urls[0].rsplit(":", 1)[1]), ctx=certs.client_ctx() if secure else None)
         c.connect()
         c.close()
     finally:
         p.terminate()
         err = p.communicate(timeout=10)[1]
-    assert "Listening for websocket clients on ws://0.0.0.0:" in err
-    assert "Websocket not configured with TLS. DO NOT USE IN PRODUCTION!" in err
+    if secure:
+        assert "Listening for websocket clients on wss://0.0.0.0:" in err
+    else:
+        assert "Listening for websocket clients on ws://0.0.0.0:" in err
+        assert "Websocket not configured with TLS. DO NOT USE IN PRODUCTION!" in err
 
 
 # -- nats-py over its WebSocket transport -----------------------------------------------------------
