@@ -76,22 +76,30 @@ WS_DEFLATE_TAIL = b"\x00\x00\xff\xff"
 # Go's net/http: DefaultMaxHeaderBytes plus the 4096 bytes of slack its reader allows.
 MAX_HEADER_BYTES = (1 << 20) + 4096
 
+# Go: wsEnqueueCloseMessage, the close status for each reason (others: internal error)
 _CLOSE_STATUS = {
     ClosedState.ClientClosed: WS_CLOSE_STATUS_NORMAL_CLOSURE,
+    ClosedState.AuthenticationTimeout: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.AuthenticationViolation: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.SlowConsumerPendingBytes: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.SlowConsumerWriteDeadline: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.MaxAccountConnectionsExceeded: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.MaxConnectionsExceeded: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.MaxControlLineExceeded: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.MaxSubscriptionsExceeded: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.MissingAccount: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.AuthenticationExpired: WS_CLOSE_STATUS_POLICY_VIOLATION,
+    ClosedState.Revocation: WS_CLOSE_STATUS_POLICY_VIOLATION,
     ClosedState.TLSHandshakeError: WS_CLOSE_STATUS_TLS_HANDSHAKE,
+    ClosedState.ParseError: WS_CLOSE_STATUS_PROTOCOL_ERROR,
+    ClosedState.ProtocolViolation: WS_CLOSE_STATUS_PROTOCOL_ERROR,
+    ClosedState.BadClientProtocolVersion: WS_CLOSE_STATUS_PROTOCOL_ERROR,
     ClosedState.MaxPayloadExceeded: WS_CLOSE_STATUS_MESSAGE_TOO_BIG,
     ClosedState.ServerShutdown: WS_CLOSE_STATUS_GOING_AWAY,
+    ClosedState.WriteError: WS_CLOSE_STATUS_ABNORMAL_CLOSURE,
+    ClosedState.ReadError: WS_CLOSE_STATUS_ABNORMAL_CLOSURE,
+    ClosedState.StaleConnection: WS_CLOSE_STATUS_ABNORMAL_CLOSURE,
 }
-for _r in ("AuthenticationTimeout", "AuthenticationViolation", "SlowConsumerPendingBytes",
-           "SlowConsumerWriteDeadline", "MaxAccountConnectionsExceeded", "MaxConnectionsExceeded",
-           "MaxControlLineExceeded", "MaxSubscriptionsExceeded", "MissingAccount", "AuthenticationExpired",
-           "Revocation"):
-    if hasattr(ClosedState, _r):
-        _CLOSE_STATUS[getattr(ClosedState, _r)] = WS_CLOSE_STATUS_POLICY_VIOLATION
-for _r in ("ParseError", "ProtocolViolation", "BadClientProtocolVersion"):
-    _CLOSE_STATUS[getattr(ClosedState, _r)] = WS_CLOSE_STATUS_PROTOCOL_ERROR
-for _r in ("WriteError", "ReadError", "StaleConnection"):
-    _CLOSE_STATUS[getattr(ClosedState, _r)] = WS_CLOSE_STATUS_ABNORMAL_CLOSURE
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -157,8 +165,8 @@ def _unmask_loop(key, b):
     return bytes(out)
 
 
+# ws_unmask(key, b): the payload `b` XORed with the 4-byte `key`, from the key's first byte.
 ws_unmask = _unmask_loop if sys.implementation.name == "pypy" else _unmask_ints
-ws_unmask.__doc__ = "The payload `b` XORed with the 4-byte `key` (starting at the key's first byte)."
 
 
 class WsProtocolError(Exception):
@@ -503,7 +511,7 @@ class SrvWebsocket:
                 return "not in the allowed list"
         return None
 
-    def upgrade(self, req, remote):
+    def upgrade(self, req):
         """Go: wsUpgrade. The 101 answer and a WsUpgrade, or HTTPError with the reason Go logs."""
         if req.method != "GET":
             raise HTTPError(405, "request method must be GET")
@@ -644,7 +652,7 @@ def _handshake(srv, ws_srv, conn, remote):
             req = parse_request(head.lstrip(b"\r\n"))
             proto = req.proto
             keep_alive = proto == "HTTP/1.1" and not ws_header_contains(req, "connection", "close")
-            resp, ws = ws_srv.upgrade(req, remote)
+            resp, ws = ws_srv.upgrade(req)
         except HTTPError as e:
             if e.reason:
                 log.error("%s - websocket handshake error: %s", remote, e.reason)

@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import socket
-import ssl
 import struct
 import time
 import zlib
