@@ -128,20 +128,23 @@ def ws_create_close_message(status, body):
     return struct.pack(">H", status) + b
 
 
+_XOR_TABLES = [bytes(a ^ k for a in range(256)) for k in range(256)]  # for bytes.translate
+
+
 def _unmask_ints(key, b):
-    # CPython: XOR as big integers, 8 KiB at a time (a 4-byte-aligned size keeps the key's
-    # phase): ~500 MB/s, where a byte loop makes ~15 MB/s.
+    # CPython: XOR as one big integer for small payloads; for larger ones, each of the four
+    # byte lanes through a 256-byte XOR table (bytes.translate on a strided slice, all in C;
+    # the trick is wsproto's): ~600 MB/s, where a byte loop makes ~15 MB/s.
     n = len(b)
-    if n <= 8192:
+    if n < 512:
         k = (key * ((n >> 2) + 1))[:n]
         return (int.from_bytes(b, "little") ^ int.from_bytes(k, "little")).to_bytes(n, "little")
-    kint = int.from_bytes(key * 2048, "little")
-    parts = [(int.from_bytes(b[i:i + 8192], "little") ^ kint).to_bytes(8192, "little")
-             for i in range(0, n - 8191, 8192)]
-    rest = n & 8191
-    if rest:
-        parts.append(_unmask_ints(key, b[n - rest:]))
-    return b"".join(parts)
+    out = bytearray(b)
+    out[::4] = out[::4].translate(_XOR_TABLES[key[0]])
+    out[1::4] = out[1::4].translate(_XOR_TABLES[key[1]])
+    out[2::4] = out[2::4].translate(_XOR_TABLES[key[2]])
+    out[3::4] = out[3::4].translate(_XOR_TABLES[key[3]])
+    return bytes(out)
 
 
 def _unmask_loop(key, b):
