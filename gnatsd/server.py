@@ -30,7 +30,7 @@ from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
 from .sublist import Sublist
-from .websocket import SrvWebsocket, WsClient, serve_http, validate_websocket_options
+from .websocket import SrvWebsocket, WebsocketStartError, WsClient, serve_http, validate_websocket_options
 
 log = logging.getLogger("gnatsd")
 
@@ -180,15 +180,19 @@ class Server:
         self.monitor.start()
 
     def start_websocket_server(self):
-        """Go: startWebsocketServer. Raises OSError when the port cannot be bound."""
+        """Go: startWebsocketServer. Raises WebsocketStartError when the port cannot be bound."""
         ws = self.websocket
         wo = self.opts.websocket
         try:
             ws.listener = self._listen(wo.host, wo.port)
-        except OSError:
+        except OSError as e:
             self.running = False
             self._close_listener()
-            raise
+            if self.monitor is not None:
+                self.monitor.close()
+            host = f"[{wo.host}]" if ":" in wo.host else wo.host
+            raise WebsocketStartError(e.errno, f"Unable to listen for websocket connections: listen tcp "
+                                               f"{host}:{wo.port}: bind: {(e.strerror or str(e)).lower()}") from None
         # Go writes the bound port back into the options, where /varz reads it.
         ws.addr = (wo.host, ws.listener.getsockname()[1])
         proto = "wss" if ws.tls else "ws"

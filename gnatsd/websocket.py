@@ -172,6 +172,11 @@ def _unmask_loop(key, b):
 ws_unmask = _unmask_loop if sys.implementation.name == "pypy" else _unmask_ints
 
 
+class WebsocketStartError(OSError):
+    """The WebSocket port cannot be bound (Go: startWebsocketServer's "Unable to listen for
+    websocket connections", fatal)."""
+
+
 class WsProtocolError(Exception):
     """A frame the server refuses (Go: wsHandleProtocolError's message)."""
 

@@ -790,6 +790,23 @@ def test_options_are_validated_as_go_does(ws, extra, message):
     assert str(ei.value) == message
 
 
+def test_a_websocket_port_in_use_stops_the_start():
+    from gnatsd.websocket import WebsocketStartError
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        server = Server(Options(host="127.0.0.1", port=-1, websocket=WebsocketOpts(host="127.0.0.1", port=port,
+                                                                                   no_tls=True)))
+        with pytest.raises(WebsocketStartError) as ei:
+            server.start_in_thread()
+        assert ei.value.strerror == (f"Unable to listen for websocket connections: listen tcp 127.0.0.1:{port}: "
+                                     f"bind: address already in use")
+    finally:
+        taken.close()
+
+
 def test_go_refuses_the_same_configs(tmp_path):
     import shutil
     import subprocess
