@@ -30,6 +30,7 @@ DEFAULT_ALLOW_RESPONSE_EXPIRATION = 120.0  # seconds (Go: 2 * time.Minute)
 
 # Go: the connection types a user's allowed_connection_types may name (jwt.ConnectionType*).
 CONNECTION_TYPE_STANDARD = "STANDARD"
+CONNECTION_TYPE_WEBSOCKET = "WEBSOCKET"
 CONNECTION_TYPES = ("STANDARD", "WEBSOCKET", "LEAFNODE", "LEAFNODE_WS", "MQTT", "MQTT_WS")
 
 
@@ -219,9 +220,9 @@ def compare_passwords(server_password, client_password):
 # -- authentication ---------------------------------------------------------------------------
 
 
-def connection_type_allowed(allowed):
-    """Go: client.connectionTypeAllowed, for a plain NATS client connection."""
-    return not allowed or CONNECTION_TYPE_STANDARD in allowed
+def connection_type_allowed(allowed, conn_type=CONNECTION_TYPE_STANDARD):
+    """Go: client.connectionTypeAllowed. `conn_type` is STANDARD or WEBSOCKET."""
+    return not allowed or conn_type in allowed
 
 
 def no_auth_user(srv):
@@ -234,10 +235,23 @@ def no_auth_user(srv):
 
 def check_client_authentication(srv, client):
     """Go: processClientOrLeafAuthentication for a CLIENT connection. On success the client
-    gets its user's permissions (Go: RegisterUser / RegisterNkeyUser). May yield (bcrypt)."""
-    if not srv.auth_required:
+    gets its user's permissions (Go: RegisterUser / RegisterNkeyUser). May yield (bcrypt).
+
+    A WebSocket client is checked with the `websocket` block's tls map, and with its user,
+    password, token and no_auth_user when the block sets any of them (Go: authOverride).
+    """
+    if not client.auth_required:
         return True
     opts = srv.opts
+    username, password, token, no_auth = opts.username, opts.password, opts.authorization, srv.no_auth_user
+    tls_map = opts.tls_map
+    conn_type = CONNECTION_TYPE_STANDARD
+    if client.ws is not None:
+        wo = opts.websocket
+        tls_map = wo.tls_map
+        conn_type = CONNECTION_TYPE_WEBSOCKET
+        if srv.websocket.auth_override:
+            username, password, token, no_auth = wo.username, wo.password, wo.token, wo.no_auth_user
     copts = client.copts
     c_nkey = copts.get("nkey") or ""
     c_user = copts.get("user") or ""
@@ -246,29 +260,30 @@ def check_client_authentication(srv, client):
     nkey = user = None
     if srv.nkeys and c_nkey:
         nkey = srv.nkeys.get(c_nkey)
-        if nkey is None or not connection_type_allowed(nkey.allowed_connection_types):
+        if nkey is None or not connection_type_allowed(nkey.allowed_connection_types, conn_type):
             return False
-    elif srv.users and opts.tls_map:
+    elif srv.users and tls_map:
         # Go: verify_and_map, the user the client certificate names (tls.py); then its password
         from .tls import map_client_user
-        user = map_client_user(client, srv.users, lambda u: connection_type_allowed(u.allowed_connection_types))
+        user = map_client_user(client, srv.users, lambda u: connection_type_allowed(u.allowed_connection_types,
+                                                                                   conn_type))
         if user is None:
             return False
     elif srv.users:
-        if srv.no_auth_user and not c_user and not c_pass and not c_token:
-            u = srv.users.get(srv.no_auth_user)
+        if no_auth and not c_user and not c_pass and not c_token:
+            u = srv.users.get(no_auth)
             if u is not None:
                 # Go copies the user's name and password into the client's CONNECT options
                 # and compares them below, which fails for a bcrypt-hashed password (the hash
                 # is not its own password). The user is meant without credentials: take it.
-                if not connection_type_allowed(u.allowed_connection_types):
+                if not connection_type_allowed(u.allowed_connection_types, conn_type):
                     return False
                 copts["user"] = u.username
                 client.register_user(u)
                 return True  # even if its account was full: then the client is closed
         if c_user:
             user = srv.users.get(c_user)
-            if user is None or not connection_type_allowed(user.allowed_connection_types):
+            if user is None or not connection_type_allowed(user.allowed_connection_types, conn_type):
                 return False
     if nkey is not None:
         sig = copts.get("sig") or ""
@@ -288,13 +303,13 @@ def check_client_authentication(srv, client):
             client.register_user(user)
             return True
         return False
-    if opts.authorization:
-        return compare_passwords(opts.authorization, c_token)
-    if opts.username:
-        if not hmac.compare_digest(opts.username.encode("utf-8", "surrogatepass"),
+    if token:
+        return compare_passwords(token, c_token)
+    if username:
+        if not hmac.compare_digest(username.encode("utf-8", "surrogatepass"),
                                    c_user.encode("utf-8", "surrogatepass")):
             return False
-        return compare_passwords(opts.password, c_pass)
+        return compare_passwords(password, c_pass)
     return False
 
 

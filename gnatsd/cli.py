@@ -64,6 +64,7 @@ from .log import close_logging, configure_logging, reopen_log_file  # noqa: E402
 from .monitor import MonitorStartError  # noqa: E402
 from .opts import FlagError, ProcessConfigErr, configure_options  # noqa: E402
 from .server import ConfigError, Server  # noqa: E402
+from .websocket import WebsocketStartError  # noqa: E402
 
 log = logging.getLogger("gnatsd")
 
@@ -235,6 +236,9 @@ def ports_info(server):
     ports = {"nats": [_url("nats", host, port)]}
     if server.http_addr:
         ports["monitoring"] = [_url("http", server.http_addr[0], server.http_addr[1])]
+    ws = server.websocket
+    if ws is not None and ws.addr:
+        ports["websocket"] = [_url("wss" if ws.tls else "ws", ws.addr[0], ws.addr[1])]
     return ports
 
 
@@ -362,6 +366,11 @@ def run(server, opts):
             log.critical("Can't start monitoring: %s", e.strerror)
             if opts.log_file:
                 sys.stderr.write(f"{EXE}: Can't start monitoring: {e.strerror}\n")
+            return 1
+        except WebsocketStartError as e:
+            log.critical("%s", e.strerror)
+            if opts.log_file:
+                sys.stderr.write(f"{EXE}: {e.strerror}\n")
             return 1
         except OSError as e:
             reason = os.strerror(e.errno) if e.errno else str(e)

@@ -138,6 +138,9 @@ class Subscription:
 class Client(Parser):
     """Go: client. One connection, and its readloop and writeloop greenlets while they run."""
 
+    ws = None  # Go: c.ws, the WebSocket state (websocket.WsClient)
+    type_string = "nats"  # Go: clientTypeString, /connz's `type`
+
     def __init__(self, server, sock, cid, addr, kind=CLIENT):
         self.srv = server
         self.sock = sock
@@ -162,6 +165,7 @@ class Client(Parser):
         self.headers = False
         self.no_responders = False
         self.connect_received = False
+        self.auth_required = server.auth_required  # Go: info.AuthRequired as this client saw it
         self.auth_pending = server.auth_required  # Go: authSet && !connectReceived
         self.user = None
         self.nonce = b""  # Go: nonce, sent in this client's first INFO when nkey users exist
@@ -215,13 +219,10 @@ class Client(Parser):
         """Go: createClient's per-connection part, then readLoop. Runs in its own greenlet."""
         srv = self.srv
         tls_first = srv.tls_context is not None and srv.opts.tls_handshake_first
-        if not tls_first:
-            try:
-                # Go sends the first INFO before the max-connections check, and before TLS.
-                self.sock.sendall(srv.client_info_json(self, first=True))
-            except OSError:
-                self.close_connection(ClosedState.WriteError)
-                return
+        if not tls_first and not self.send_proto_now(srv.client_info_json(self, first=True)):
+            # Go sends the first INFO before the max-connections check, and before TLS.
+            self.close_connection(ClosedState.WriteError)
+            return
         if not srv.register_client(self):
             return
         if srv.tls_context is not None and not tls.start_tls(self, tls_first):
@@ -466,6 +467,15 @@ class Client(Parser):
 
     # -- outbound ------------------------------------------------------------------------
 
+    def send_proto_now(self, data):
+        """Go: sendProtoNow, before the loops run: write `data` at once. Yields. False when
+        the write failed."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
     def enqueue_proto(self, data):
         """Go: enqueueProto. Queue bytes and wake the writeloop. Does not yield."""
         if self.closed:
@@ -530,7 +540,7 @@ class Client(Parser):
         self.no_responders = copts.get("no_responders", False)
         srv = self.srv
         # May yield: a bcrypt hash is checked in the thread pool.
-        if srv.auth_required and not srv.check_authentication(self):
+        if self.auth_required and not srv.check_authentication(self):
             raise ProtocolError("authentication error", ERR_AUTH_VIOLATION,
                                 ClosedState.AuthenticationViolation)
         if self.closed:

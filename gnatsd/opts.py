@@ -26,6 +26,31 @@ from .conf import ItemType, Parser, read_config_file
 
 
 @dataclass
+class WebsocketOpts:
+    """Go: WebsocketOpts, the `websocket` block (websocket.py serves it). A port of 0: no
+    WebSocket listener."""
+
+    host: str = ""
+    port: int = 0
+    advertise: str = ""
+    no_auth_user: str = ""
+    jwt_cookie: str = ""
+    # the block's own `authorization { user, password, token, timeout }`: overrides the
+    # server's single user or token for WebSocket clients (Go: authOverride)
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    auth_timeout: float = 0.0  # 0: the server's
+    no_tls: bool = False
+    tls: Optional["Options"] = None  # Go: TLSConfig; an Options with the tls_* fields of the block
+    tls_map: bool = False
+    same_origin: bool = False
+    allowed_origins: list = field(default_factory=list)
+    compression: bool = False
+    handshake_timeout: float = 0.0  # seconds; 0: none
+
+
+@dataclass
 class Options:
     """Go: Options. Durations are float seconds; sizes are bytes."""
 
@@ -104,6 +129,7 @@ class Options:
     cluster_no_advertise: bool = False
     cluster_connect_retries: int = 0
     routes: list = field(default_factory=list)
+    websocket: WebsocketOpts = field(default_factory=WebsocketOpts)
 
     def copy(self, **changes):
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -729,9 +755,18 @@ _TLS_LATER = ("curve_preferences", "connection_rate_limit", "pinned_certs", "cer
 
 
 def _tls_block(o, k, tk, errors, warnings):
-    """Go: parseTLS(tk, true) then GenTLSConfig, for the client listener's `tls` block. The
-    settings go to the tls_* options; the SSL context is built here once to report a bad file,
-    key or cipher at the block (the server builds its own at start). Keys as in Go, plus
+    """Go: the `tls` case of processConfigFileLine, for the client listener. The settings go to
+    the tls_* options (see parse_tls)."""
+    t = parse_tls(k, tk)
+    for name in ("tls", "tls_cert", "tls_key", "tls_ca_cert", "tls_verify", "tls_map", "tls_timeout",
+                 "tls_handshake_first", "tls_handshake_first_fallback", "tls_min_version", "tls_ciphers"):
+        setattr(o, name, getattr(t, name))
+
+
+def parse_tls(k, tk):
+    """Go: parseTLS(tk, true) then GenTLSConfig. An Options holding the block's settings in its
+    tls_* fields, or ConfigErr. The SSL context is built here once to report a bad file, key or
+    cipher at the block (the server builds its own at start). Keys as in Go, plus
     `min_version` and `handshake_first` (and its `first`/`immediate` aliases) from newer
     nats-server releases."""
     from . import tls as _tls
@@ -811,9 +846,91 @@ def _tls_block(o, k, tk, errors, warnings):
         _tls.gen_tls_config(t)
     except _tls.TLSConfigError as e:
         raise ConfigErr(tk, str(e)) from None
-    for name in ("tls", "tls_cert", "tls_key", "tls_ca_cert", "tls_verify", "tls_map", "tls_timeout",
-                 "tls_handshake_first", "tls_handshake_first_fallback", "tls_min_version", "tls_ciphers"):
-        setattr(o, name, getattr(t, name))
+    return t
+
+
+def _websocket(o, k, tk, errors, warnings):
+    """Go: parseWebsocket. The `websocket` (or `ws`) block; its options are checked together
+    when the server is made (websocket.validate_websocket_options)."""
+    v = tk.value
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"Expected {k} to be a map, got {_describe(v)}")
+    wo = o.websocket
+    for mk, mtk in v.items():
+        key = mk.lower()
+        mv = mtk.value
+        try:
+            if key == "listen":
+                try:
+                    wo.host, wo.port = parse_listen(mv)
+                except ValueError as e:
+                    raise ConfigErr(mtk, str(e)) from None
+            elif key == "port":
+                wo.port = _want(mk, mtk, "int")
+            elif key in ("host", "net"):
+                wo.host = _want(mk, mtk, "str")
+            elif key == "advertise":
+                wo.advertise = _want(mk, mtk, "str")
+            elif key == "no_tls":
+                wo.no_tls = _want(mk, mtk, "bool")
+            elif key == "tls":
+                wo.tls = parse_tls(mk, mtk)
+                wo.tls_map = wo.tls.tls_map
+            elif key == "same_origin":
+                wo.same_origin = _want(mk, mtk, "bool")
+            elif key in ("allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"):
+                if isinstance(mv, str):
+                    wo.allowed_origins = [mv]
+                elif isinstance(mv, list) and all(isinstance(t.value, str) for t in mv):
+                    wo.allowed_origins = [t.value for t in mv]
+                else:
+                    raise ConfigErr(mtk, f"error parsing allowed origins: unsupported type {_describe(mv)}")
+            elif key == "handshake_timeout":
+                if isinstance(mv, bool) or not isinstance(mv, (int, str)):
+                    raise ConfigErr(mtk, f"error parsing handshake timeout: unsupported type {_describe(mv)}")
+                if isinstance(mv, str):
+                    try:
+                        mv = parse_go_duration(mv)
+                    except ValueError as e:
+                        raise ConfigErr(mtk, str(e)) from None
+                wo.handshake_timeout = float(mv)
+            elif key in ("compress", "compression"):
+                wo.compression = _want(mk, mtk, "bool")
+            elif key in ("authorization", "authentication"):
+                _websocket_auth(wo, mk, mtk, errors)
+            elif key == "jwt_cookie":
+                wo.jwt_cookie = _want(mk, mtk, "str")
+            elif key == "no_auth_user":
+                wo.no_auth_user = _want(mk, mtk, "str")
+            elif not mtk.used_variable:
+                raise UnknownConfigFieldErr(mtk, mk)
+        except ConfigErr as e:
+            errors.append(e)
+
+
+def _websocket_auth(wo, k, tk, errors):
+    """Go: parseSimpleAuth. user/username, pass/password, token, timeout (seconds)."""
+    v = tk.value
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"{k}: expected a map such as {{ user: alice, password: secret }} or {{ token: secret }}, "
+                            f"got {_describe(v)}")
+    for mk, mtk in v.items():
+        key = mk.lower()
+        try:
+            if key in ("user", "username"):
+                wo.username = _want(mk, mtk, "str")
+            elif key in ("pass", "password"):
+                wo.password = _want(mk, mtk, "str")
+            elif key == "token":
+                wo.token = _want(mk, mtk, "str")
+            elif key == "timeout":
+                t = mtk.value
+                # Go: an integer or a float; anything else means one second
+                wo.auth_timeout = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else 1.0
+            elif not mtk.used_variable:
+                raise UnknownConfigFieldErr(mtk, mk)
+        except ConfigErr as e:
+            errors.append(e)
 
 
 def set_baseline_options(o):
@@ -823,6 +940,8 @@ def set_baseline_options(o):
     if o.auth_timeout <= 0:
         from .tls import default_auth_timeout
         o.auth_timeout = default_auth_timeout(o)
+    if o.websocket.port != 0 and not o.websocket.host:
+        o.websocket.host = const.DEFAULT_HOST
 
 
 _KIND_WORDS = {"map": "a map", "array": "an array", "str": "a string", "bool": "a boolean (true/false)",
@@ -941,8 +1060,8 @@ CONFIG_FIELDS = {
     "gateway": _block,
     "leaf": _block,
     "leafnodes": _block,
-    "websocket": _block,
-    "ws": _block,
+    "websocket": _websocket,
+    "ws": _websocket,
     "mqtt": _block,
     "tls": _tls_block,
     "allow_non_tls": _set("allow_non_tls", "bool"),

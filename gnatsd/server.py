@@ -32,6 +32,7 @@ from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
+from .websocket import SrvWebsocket, WebsocketStartError, WsClient, serve_http, validate_websocket_options
 
 log = logging.getLogger("gnatsd")
 
@@ -81,7 +82,7 @@ def validate_options(opts):
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.max_payload > 2**31 - 1:
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
-    err = auth.validate_auth(opts)
+    err = auth.validate_auth(opts) or validate_websocket_options(opts)
     if err:
         raise ConfigError(err)
 
@@ -106,6 +107,12 @@ class Server:
         auth.configure_authorization(self)
         for acc in self.accounts.values():
             acc.add_all_service_import_subs()  # Go: configureAccounts, once the server can make clients
+        self.websocket = None  # Go: s.websocket, a SrvWebsocket when the websocket block has a port
+        if opts.websocket.port != 0:
+            try:
+                self.websocket = SrvWebsocket(self)
+            except tls.TLSConfigError as e:
+                raise ConfigError(f"websocket: {e}") from None
         self.start_time = None
         self.config_time = None  # Go: configTime, at start and at each reload
         self.listener = None
@@ -214,6 +221,8 @@ class Server:
                         const.MAX_PAYLOAD_MAX_SIZE)
         if opts.http_port:
             self.start_monitoring()
+        if self.websocket is not None:
+            self.start_websocket_server()
         log.info("Listening for client connections on %s:%d", self.addr[0], self.addr[1])
         if self.tls_context is not None:
             log.info("TLS %s for client connections", "required" if self._info.get("tls_required") else "available")
@@ -236,6 +245,40 @@ class Server:
             raise
         self.http_addr = self.monitor.addr
         self.monitor.start()
+
+    def start_websocket_server(self):
+        """Go: startWebsocketServer. Raises WebsocketStartError when the port cannot be bound."""
+        ws = self.websocket
+        wo = self.opts.websocket
+        try:
+            ws.listener = self._listen(wo.host, wo.port)
+        except OSError as e:
+            self.running = False
+            self._close_listener()
+            if self.monitor is not None:
+                self.monitor.close()
+            host = f"[{wo.host}]" if ":" in wo.host else wo.host
+            raise WebsocketStartError(e.errno, f"Unable to listen for websocket connections: listen tcp "
+                                               f"{host}:{wo.port}: bind: {(e.strerror or str(e)).lower()}") from None
+        # Go writes the bound port back into the options, where /varz reads it.
+        ws.addr = (wo.host, ws.listener.getsockname()[1])
+        proto = "wss" if ws.tls else "ws"
+        log.info("Listening for websocket clients on %s://%s:%d", proto, ws.addr[0], ws.addr[1])
+        if not ws.tls:
+            log.warning("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
+        gevent.spawn(self.accept_loop, ws.listener, self.accept_ws_conn)
+
+    def accept_ws_conn(self, sock, addr):
+        """Go: the WebSocket http.Server's connection handler: TLS, the upgrade, then the
+        client, in one greenlet."""
+        gevent.spawn(serve_http, self, sock, addr)
+
+    def create_ws_client(self, sock, addr, ws):
+        """Go: createWSClient. Runs the client in the calling greenlet."""
+        self.gcid += 1
+        client = WsClient(self, sock, self.gcid, addr, ws)
+        client.run()
+        return client
 
     @staticmethod
     def _listen(host, port):
@@ -300,9 +343,13 @@ class Server:
                 nonce = generate_nonce()
                 client.nonce = nonce.encode()
                 info["nonce"] = nonce
-            # With a no_auth_user, a client needs no credentials, and the first INFO says so
-            # (the auth timer still runs, and later INFOs have the server's value).
-            if self.no_auth_user and "auth_required" in info:
+            if client.ws is not None:
+                # Go: createWSClient. The websocket block's own auth makes it required.
+                if self.websocket.auth_override:
+                    info["auth_required"] = True
+            elif self.no_auth_user and "auth_required" in info:
+                # With a no_auth_user, a client needs no credentials, and the first INFO says so
+                # (the auth timer still runs, and later INFOs have the server's value).
                 del info["auth_required"]
         if ldm:
             info["ldm"] = True
@@ -310,8 +357,10 @@ class Server:
 
     # -- clients -------------------------------------------------------------------------
 
-    def accept_loop(self, listener):
-        """Go: AcceptLoop / acceptConnections. Runs in its own greenlet."""
+    def accept_loop(self, listener, create=None):
+        """Go: AcceptLoop / acceptConnections. Runs in its own greenlet. `create(sock, addr)`
+        takes each connection (default: create_client)."""
+        create = create or self.create_client
         delay = const.ACCEPT_MIN_SLEEP
         while self.running and not self.ldm:
             try:
@@ -324,7 +373,7 @@ class Server:
                 delay = min(delay * 2, const.ACCEPT_MAX_SLEEP)
                 continue
             delay = const.ACCEPT_MIN_SLEEP
-            self.create_client(sock, addr)
+            create(sock, addr)
 
     def create_client(self, sock, addr):
         """Go: createClient. Starts the connection's greenlet."""
@@ -344,10 +393,7 @@ class Server:
             return False
         if len(self.clients) >= self.opts.max_connections:
             log.error("%s - Maximum Connections Exceeded", client)
-            try:
-                client.sock.sendall(b"-ERR '" + ERR_MAX_CONNECTIONS.encode() + b"'\r\n")
-            except OSError:
-                pass
+            client.send_proto_now(b"-ERR '" + ERR_MAX_CONNECTIONS.encode() + b"'\r\n")
             client.close_connection(ClosedState.MaxConnectionsExceeded)
             return False
         self.clients[client.cid] = client
@@ -414,12 +460,14 @@ class Server:
         self.shutdown()
 
     def _close_listener(self):
-        if self.listener is not None:
-            try:
-                self.listener.close()
-            except OSError:
-                pass
-            self.listener = None
+        """Close the client listener and the WebSocket one."""
+        for holder in (self, self.websocket):
+            if holder is not None and holder.listener is not None:
+                try:
+                    holder.listener.close()
+                except OSError:
+                    pass
+                holder.listener = None
 
     def shutdown(self):
         """Go: Shutdown. Close the listener and every client. Idempotent; does not yield."""

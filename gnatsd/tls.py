@@ -109,7 +109,7 @@ def _check_pem(path, marker, what):
                              f"PEM block in {what} input")
 
 
-def gen_tls_config(opts, context_class=ssl.SSLContext):
+def gen_tls_config(opts, context_class=None):
     """Go: GenTLSConfig (and overrideTLS's checks). A server-side SSL context from the tls_*
     options, or TLSConfigError.
 
@@ -118,7 +118,14 @@ def gen_tls_config(opts, context_class=ssl.SSLContext):
     certificates required and checked against `tls_ca_cert` when `tls_verify` (the system's
     CAs without a ca file). Unlike Go, a server without a certificate is refused here: Go
     starts and fails every handshake.
+
+    `context_class` defaults to `ssl.SSLContext` as it is when called: a class taken when this
+    module was imported would be the one gevent's monkey-patching replaced, whose
+    `minimum_version` setter then recurses (the `gnatsd` command patches after `gnatsd`, and
+    so this module, is imported).
     """
+    if context_class is None:
+        context_class = ssl.SSLContext
     cert, key, ca = opts.tls_cert, opts.tls_key, opts.tls_ca_cert
     if cert and not key:
         raise TLSConfigError("missing 'key_file' in TLS configuration")

@@ -32,6 +32,7 @@ from gnatsd.opts import (
     FlagError,
     Options,
     ProcessConfigErr,
+    WebsocketOpts,
     configure_options,
     format_go_duration,
     parse_go_bool,
@@ -1183,8 +1184,6 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
      "gateway is not yet supported by gnatsd"),
     ("leafnodes { remotes = [ { url: nats://hub:7422 } ] }", "leafnodes is not yet supported by gnatsd"),
     ("leaf { port: 7422 }", "leaf is not yet supported by gnatsd"),
-    ("websocket { port: 8080, no_tls: true }", "websocket is not yet supported by gnatsd"),
-    ("ws { port: 8080 }", "ws is not yet supported by gnatsd"),
     ("mqtt { port: 1883 }", "mqtt is not yet supported by gnatsd"),
     ("jetstream { store_dir: /data, max_mem: 1G }", "jetstream is not yet supported by gnatsd"),
     ("jetstream: enabled", "jetstream is not yet supported by gnatsd"),
@@ -1252,6 +1251,8 @@ LOADS = {
                   "max_control_line": 1024},
     "server_auth_users.conf": {"users": [User("testuser", "testpass"), User("other", "pass2")], "nkeys": None},
     "nkeys_server.conf": {"accounts": [AccountConfig("acme")], "users": None},
+    "server_websocket.conf": {"websocket": WebsocketOpts(host="", port=-1, no_tls=True)},
+    "ws_allman.conf": {"websocket": WebsocketOpts(port=8080, no_tls=True)},
     "server_auth_nkey.conf": {"users": None,
                               "nkeys": [NkeyUser("UBABIZX6SZFAKHK2KGUFD6QH53FDAH5QVCH2R5MJLFPEVYAW22QWQQCX")]},
 }
@@ -1259,8 +1260,6 @@ LOADS = {
 REFUSED = {
     "server_tls.conf": ["2:1: error parsing X509 certificate/key pair: open ./tests/certs/server-cert.pem: "
                         "no such file or directory"],
-    "server_websocket.conf": ["2:1: websocket is not yet supported by gnatsd"],
-    "ws_allman.conf": ["1:1: websocket is not yet supported by gnatsd"],
     "jetstream.conf": ["2:3: jetstream is not yet supported by gnatsd"],
     "js_limits.conf": ["2:1: jetstream is not yet supported by gnatsd",
                        "11:5: jetstream is not yet supported by gnatsd"],

@@ -94,6 +94,23 @@ def proc_usage():
     return _proc.usage()
 
 
+def _websocket_varz(s):
+    """Go: WebsocketOptsVarz, every field omitempty. The port is the one bound (Go writes it
+    back into the options)."""
+    wo = s.opts.websocket
+    ws = s.websocket
+    port = ws.addr[1] if ws is not None and ws.addr else wo.port
+    d = {}
+    for key, value in (("host", wo.host), ("port", port), ("advertise", wo.advertise),
+                       ("no_auth_user", wo.no_auth_user), ("jwt_cookie", wo.jwt_cookie),
+                       ("handshake_timeout", _ns(wo.handshake_timeout)), ("auth_timeout", wo.auth_timeout),
+                       ("no_tls", wo.no_tls), ("tls_map", wo.tls_map), ("same_origin", wo.same_origin),
+                       ("allowed_origins", list(wo.allowed_origins)), ("compression", wo.compression)):
+        if value:
+            d[key] = value
+    return d
+
+
 @dataclass
 class VarzOptions:
     """Go: VarzOptions (no options defined)."""
@@ -135,7 +152,7 @@ def varz(s, varz_opts=None):
     v["gateway"] = {}
     v["leaf"] = {}
     v["mqtt"] = {}
-    v["websocket"] = {}
+    v["websocket"] = _websocket_varz(s)
     v["jetstream"] = {}
     v["tls_timeout"] = float(getattr(o, "tls_timeout", const.TLS_TIMEOUT))
     v["write_deadline"] = _ns(o.write_deadline)
@@ -198,13 +215,13 @@ def _raw_auth_user(copts):
 
 
 def _conn_info(cid, host, port, start, last, stop, reason, rtt, until, pending, in_msgs, out_msgs,
-               in_bytes, out_bytes, num_subs, name, lang, version):
+               in_bytes, out_bytes, num_subs, name, lang, version, ctype):
     """Go: ConnInfo (and ConnInfo.fill), up to the optional tail. Times are float seconds;
     uptime and idle are measured up to `until` (now, or when the connection stopped)."""
     ci = {
         "cid": cid,
         "kind": "Client",
-        "type": "nats",
+        "type": ctype,
         "ip": host,
         "port": port,
         "start": format_time(time_ns(start)),
@@ -253,7 +270,7 @@ def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
     last = now - (now_mono - c.last)
     ci = _conn_info(c.cid, c.host, c.port, c.start, last, None, None, c.rtt, now, c.pb, c.in_msgs,
                     c.out_msgs, c.in_bytes, c.out_bytes, len(c.subs), copts.get("name") or "",
-                    copts.get("lang") or "", copts.get("version") or "")
+                    copts.get("lang") or "", copts.get("version") or "", c.type_string)
     if c.subs:
         if subs_det:
             ci["subscriptions_list_detail"] = [dict(_sub_detail(sub_tuple(sub)), cid=c.cid) for sub in c.subs.values()]
@@ -273,7 +290,7 @@ def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
 def _closed_conn_info(cc, subs, subs_det, auth):
     ci = _conn_info(cc.cid, cc.host, cc.port, cc.start, cc.last, cc.stop, cc.reason, cc.rtt, cc.stop,
                     cc.pending, cc.in_msgs, cc.out_msgs, cc.in_bytes, cc.out_bytes, cc.num_subs, cc.name,
-                    cc.lang, cc.version)
+                    cc.lang, cc.version, cc.type)
     if auth and cc.user:
         ci["authorized_user"] = cc.user
     if auth and cc.acc:
