@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from . import jwt, nkeys
+from .accounts import AccountError, build_permissions_from_jwt, is_trusted_issuer, lookup_account
 from .gofmt import go_quote
 
 log = logging.getLogger("gnatsd")
@@ -364,7 +365,6 @@ def process_jwt_authentication(srv, client):
     if pinned is not None and issuer not in pinned:
         log.debug("%s - Account %s not listed as operator pinned account", client, issuer)
         return False
-    from .accounts import AccountError, is_trusted_issuer, lookup_account
     try:
         acc = lookup_account(srv, issuer)
     except AccountError as e:
@@ -442,15 +442,10 @@ def convert_allowed_connection_types(cts):
 def build_internal_nkey_user(juc, allowed, acc):
     """Go: buildInternalNkeyUser. The NkeyUser a user JWT stands for: its permissions, or
     the account's default permissions when it has none."""
-    perms = _build_permissions(juc.limits.permissions)
+    perms = build_permissions_from_jwt(juc.limits.permissions)
     if perms is None and acc.default_perms is not None:
         perms = copy.deepcopy(acc.default_perms)
     return NkeyUser(juc.sub, perms, allowed or None, acc.name, juc.iss if juc.issuer_account else "")
-
-
-def _build_permissions(p):
-    from .accounts import build_permissions_from_jwt
-    return build_permissions_from_jwt(p)
 
 
 def user_jwt_limits(juc, acc):

@@ -464,6 +464,8 @@ class Client(Parser):
             raise ProtocolError(f"processConnect: {e}") from None
         self.connect_received = True
         self.auth_pending = False
+        if self.srv.trusted_keys is None:
+            copts.pop("jwt", None)  # Go: outside operator mode the JWT is discarded
         self.verbose = copts["verbose"]
         self.pedantic = copts["pedantic"]
         self.echo = copts["echo"]

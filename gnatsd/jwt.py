@@ -238,8 +238,6 @@ class Permissions:
         self.sub.validate(vr, True)
         self.pub.validate(vr, False)
 
-    def is_empty(self):
-        return not (self.pub.allow or self.pub.deny or self.sub.allow or self.sub.deny) and self.resp is None
 
 
 def _permission(o):
@@ -565,7 +563,8 @@ def validate_renaming_subject(s, from_, vr):
         if len(tk) < 2 or tk[0] != "$" or not _is_atoi(tk[1:]):
             continue
         if int(tk[1:]) > from_cnt:
-            vr.add_error(f"Reference ${int(tk[1:])} in {go_quote(s)} reference * in {go_quote(from_)} that do not exist")
+            vr.add_error(f"Reference ${int(tk[1:])} in {go_quote(s)} reference * in {go_quote(from_)} "
+                         "that do not exist")
         else:
             ref_cnt += 1
     if ref_cnt != from_cnt:
@@ -752,10 +751,6 @@ class AccountClaims(Claims):
                 vr.add_error(f"{go_quote(k)} is not a valid account signing key")
         if len(self.description) > 8 * 1024:
             vr.add_error("Description is too long")
-
-    def did_sign(self, issuer):
-        """Go: AccountClaims.DidSign."""
-        return issuer == self.sub or issuer in self.signing_keys
 
     def is_claim_revoked(self, uc):
         """Go: AccountClaims.IsClaimRevoked."""

@@ -80,7 +80,7 @@ def validate_options(opts):
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.max_payload > 2**31 - 1:
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
-    if opts.trusted_operators or opts.trusted_keys is not None:
+    if opts.trusted_operators:
         from .conf_jwt import validate_trusted_operators
         err = validate_trusted_operators(opts)
         if err:

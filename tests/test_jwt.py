@@ -20,7 +20,7 @@ import nats
 import pytest
 
 import jwtkit as k
-from conftest import ERR_RE, INFO_RE, RawConn, check_for
+from conftest import ERR_RE, RawConn, check_for
 from gnatsd import Options, Server, jwt
 from gnatsd.errors import ClosedState
 from gnatsd.opts import ProcessConfigErr, process_config_file
@@ -507,6 +507,25 @@ def test_garbage_connect_fields_never_crash(operator, servers):
     c.send(b'CONNECT {"jwt": 5}\r\n')
     c.read_all_until_closed()  # a CONNECT Go cannot decode: closed, as any other
     accepted(connect(s, *operator.user("A")))
+
+
+def test_monitoring_shows_jwt_users_and_accounts(operator, servers):
+    from gnatsd.monitor.monitor import ConnzOptions, account_info, connz
+    sk = k.account_key()
+    now = int(time.time())
+    revoked = k.user_key().public_key
+    acc = operator.account("A", signing_keys=[sk.public_key], revocations={revoked: now}, tags=["env:prod"])
+    s = start(operator, servers)
+    u, token = operator.user("A", signer=sk, claims={"name": "bob"}, tags=["team:red"])
+    c = accepted(connect(s, u, token))
+    ci = connz(s, ConnzOptions(username=True))["connections"][0]
+    assert (ci["account"], ci["jwt"], ci["issuer_key"], ci["name_tag"], ci["tags"]) == (
+        acc.public_key, token, sk.public_key, "bob", ["team:red"])
+    info = account_info(s, acc.public_key)
+    assert (info["expired"], info["complete"], info["jwt"], info["issuer_key"], info["name_tag"], info["tags"]) == (
+        False, True, operator.accounts["A"][1], operator.op.public_key, acc.public_key[:8], ["env:prod"])
+    assert list(info["revoked_user"]) == [revoked]
+    c.close()
 
 
 # -- config ------------------------------------------------------------------------------------
