@@ -25,6 +25,7 @@ from gevent.event import Event
 
 from . import auth, const, gofmt, tls
 from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Account, AccountError, build_accounts
+from .accounts import is_trusted_issuer
 from .accounts import lookup_account as _lookup_account
 from .conn import ACCOUNT, Client
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
@@ -168,6 +169,8 @@ class Server:
             sys_name = SYSTEM_ACCOUNT
             self.accounts[sys_name] = Account(sys_name)
         self.sys_account = self.accounts.get(sys_name) if sys_name else None
+        if self.sys_account is not None and not is_trusted_issuer(self, self.sys_account.issuer):
+            self.sys_account = None  # Go: setSystemAccount refuses $SYS in operator mode (no trusted issuer)
         for acc in self.accounts.values():
             acc.srv = self
 

@@ -337,7 +337,7 @@ def test_user_jwt_expiry_closes_the_connection(operator, servers):
     acc = operator.account("A")
     s = start(operator, servers)
     u = k.user_key()
-    c = accepted(connect(s, u, k.user_jwt(acc, u.public_key, claims={"exp": int(time.time()) + 1})))
+    c = accepted(connect(s, u, k.user_jwt(acc, u.public_key, claims={"exp": int(time.time()) + 2})))
     assert ERR_RE.findall(c.read_all_until_closed(timeout=5)) == [b"User Authentication Expired"]
     check_for(2, lambda: s.closed_clients.closed_clients())
     assert s.closed_clients.closed_clients()[-1].reason == str(ClosedState.AuthenticationExpired)
@@ -492,6 +492,22 @@ def test_system_account_from_the_resolver(operator, servers):
     s = start(operator, servers, f"system_account: {sys_kp.public_key}\n")
     assert s.sys_account is s.accounts[sys_kp.public_key]
     accepted(connect(s, *operator.user("SYS")))
+
+
+def test_no_system_account_without_one_in_the_config(operator, servers):
+    # Go registers $SYS but cannot make it the system account: no trusted operator signed it
+    operator.account("A")
+    s = start(operator, servers)
+    assert s.sys_account is None and "$SYS" in s.accounts
+
+
+def test_account_jwt_expiry_closes_its_clients(operator, servers):
+    operator.account("A", claims={"exp": int(time.time()) + 2})
+    s = start(operator, servers)
+    c = accepted(connect(s, *operator.user("A")))
+    assert ERR_RE.findall(c.read_all_until_closed(timeout=5)) == [b"Account Authentication Expired"]
+    # and its users cannot connect any more
+    assert refused(connect(s, *operator.user("A"))) == [AUTH_VIOLATION]
 
 
 def test_garbage_connect_fields_never_crash(operator, servers):
