@@ -19,13 +19,14 @@ import gevent
 from gevent import Timeout
 from gevent.event import Event
 
-from .const import MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
+from .const import CLIENT, MAX_BUF_SIZE, MIN_BUF_SIZE, START_BUF_SIZE
 from .errors import (
     ERR_BAD_CLIENT_PROTOCOL,
     ERR_INVALID_PUB_SUBJECT,
     ERR_INVALID_SUBJECT,
     ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
+    ERR_MAX_CONNECTIONS,
     ERR_MAX_PAYLOAD,
     ERR_MAX_SUBS,
     ERR_NO_RESPONDERS_HEADERS,
@@ -34,7 +35,7 @@ from .errors import (
     ClosedState,
     ProtocolError,
 )
-from . import gofmt, gojson, tls
+from . import events, gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .accounts import add_shadow_subscriptions, remove_shadow_subs
 from .auth import auth_user_text, no_auth_user, user_jwt_limits
@@ -45,9 +46,6 @@ from .sublist import SublistError, is_valid_literal_subject, is_valid_subject
 
 log = logging.getLogger("gnatsd")
 
-# Go: connection kinds. Routes, gateways and leafnodes will reuse this class; SYSTEM,
-# JETSTREAM and ACCOUNT clients are the server's own, without a connection.
-CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, JETSTREAM, ACCOUNT = range(7)
 
 CRLF = b"\r\n"
 OK_PROTO = b"+OK\r\n"
@@ -292,6 +290,8 @@ class Client(Parser):
         else:
             log.error("%s - %s", self, e.err)
             self.send_err(e.err)
+        if e.reason == ClosedState.AuthenticationViolation:
+            events.send_auth_error_event(self)  # Go: authViolation
         self.close_connection(e.reason)
 
     def flush_clients(self):
@@ -433,6 +433,19 @@ class Client(Parser):
         else:
             self.signal_flush()
 
+    def max_conn_exceeded(self):
+        """Go: maxConnExceeded."""
+        log.error("%s - %s", self, ERR_MAX_CONNECTIONS)
+        self.send_err(ERR_MAX_CONNECTIONS)
+        self.close_connection(ClosedState.MaxConnectionsExceeded)
+
+    def auth_violation(self):
+        """Go: authViolation, outside of CONNECT (a reload that took away this client's rights)."""
+        log.error("%s - %s", self, ERR_AUTH_VIOLATION)
+        self.send_err(ERR_AUTH_VIOLATION)
+        events.send_auth_error_event(self)
+        self.close_connection(ClosedState.AuthenticationViolation)
+
     def slow_consumer(self):
         """Go: queueOutbound's max-pending branch. Drop the pending data and close."""
         log.info("%s - Slow Consumer Detected: MaxPending of %d Exceeded", self, self.mp)
@@ -490,6 +503,7 @@ class Client(Parser):
         if self.no_responders and not self.headers:
             raise ProtocolError(ERR_NO_RESPONDERS_HEADERS, ERR_NO_RESPONDERS_HEADERS,
                                 ClosedState.NoRespondersRequiresHeaders)
+        events.account_connect_event(self)  # Go: checkAuthentication, for accounts other than $G
         if self.verbose:
             self.send_ok()
 
@@ -526,6 +540,7 @@ class Client(Parser):
         if self.kind == CLIENT and acc.max_total_connections_reached():
             return False
         acc.add_client(self)
+        events.acc_conns_update(self.srv, acc)
         return True
 
     def apply_account_limits(self):
@@ -552,6 +567,7 @@ class Client(Parser):
             self._auth_timer = None
         self.connect_received = True
         self.auth_pending = False
+        events.account_connect_event(self)
         return True
 
     def process_info(self, arg):
@@ -651,6 +667,10 @@ class Client(Parser):
             return
         if perms is not None and perms.mdeny is not None:
             self.dperms = perms  # a wildcard sub wider than a deny entry: filter deliveries
+        max_tokens = self.srv.opts.max_sub_tokens
+        if max_tokens and subject.count(b".") >= max_tokens:
+            self.max_tokens_violation(subject, sid)
+            return
         if self.msubs > 0 and len(self.subs) >= self.msubs:
             log.error("%s - Maximum Subscriptions Exceeded (%d)", self, self.msubs)
             self.send_err(ERR_MAX_SUBS)
@@ -696,6 +716,12 @@ class Client(Parser):
                           f"using queue {go_quote(queue)}")
             log.error("%s - Subscription Violation - %s, Subject %s, Queue: %s, SID %s", self, who,
                       go_quote(subject), go_quote(queue), sid)
+
+    def max_tokens_violation(self, subject, sid):
+        """Go: maxTokensViolation."""
+        self.send_err(f"Permissions Violation for Subscription to {go_quote(subject)}, too many tokens")
+        log.error("%s - Subscription Violation Too Many Tokens - %s, Subject %s, SID %s", self,
+                  auth_user_text(self.copts), go_quote(subject), sid.decode("utf-8", "replace"))
 
     def process_unsub(self, args):
         """Go: processUnsub."""
@@ -957,12 +983,6 @@ class Client(Parser):
         self.send_err("Account Authentication Expired")
         self.close_connection(ClosedState.AuthenticationExpired)
 
-    def auth_violation(self):
-        """Go: authViolation, for a connection that was authorized before."""
-        log.error("%s - authentication error", self)
-        self.send_err(ERR_AUTH_VIOLATION)
-        self.close_connection(ClosedState.AuthenticationViolation)
-
     def max_account_conn_exceeded(self):
         """Go: maxAccountConnExceeded."""
         log.error("%s - %s", self, ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
@@ -1006,6 +1026,9 @@ class Client(Parser):
                 acc.check_for_reverse_entry(sub.subject, None, True)
         acc.remove_client(self)
         self.srv.remove_client(self)
+        events.account_disconnect_event(self, str(reason))  # Go: saveClosedClient
+        if acc is not self.srv.gacc:  # Go: removeClient reports every account but the global one
+            events.acc_conns_update(self.srv, acc)
         if self._stall is not None:
             self._stall.set()
             self._stall = None

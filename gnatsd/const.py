@@ -35,3 +35,7 @@ ACCEPT_MAX_SLEEP = 1.0
 START_BUF_SIZE = 512
 MIN_BUF_SIZE = 64
 MAX_BUF_SIZE = 65536
+
+# Go: the kinds of connection. Routes, gateways and leafnodes will reuse conn.Client;
+# SYSTEM, JETSTREAM and ACCOUNT clients are the server's own, without a connection.
+CLIENT, ROUTER, GATEWAY, SYSTEM, LEAF, JETSTREAM, ACCOUNT = range(7)

@@ -192,6 +192,11 @@ def configure_logging(opts, stream=None, logger_name=LOGGER_NAME):
     return handler
 
 
+def logging_configured():
+    """Whether configure_logging installed a handler (the `gnatsd` command; not in-process use)."""
+    return _handler is not None
+
+
 def _is_terminal(stream):
     """Go: colors only when stderr is a character device."""
     try:

@@ -76,6 +76,7 @@ class Options:
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
+    max_sub_tokens: int = 0  # Go: MaxSubTokens, 1-255 tokens in a subscription's subject; 0: no limit
     max_payload: int = const.MAX_PAYLOAD_SIZE
     max_pending: int = const.MAX_PENDING_SIZE
     max_control_line: int = const.MAX_CONTROL_LINE_SIZE
@@ -368,6 +369,16 @@ def _http(o, k, tk, errors, warnings):
 
 def _trace_verbose(o, k, tk, errors, warnings):
     o.trace_verbose = o.trace = _want(k, tk, "bool")
+
+
+def _max_sub_tokens(o, k, tk, errors, warnings):
+    """Go: max_sub_tokens, a uint8 above zero."""
+    n = _want(k, tk, "int")
+    if n > 255:
+        raise ConfigErr(tk, f"{k} value is too big")
+    if n <= 0:
+        raise ConfigErr(tk, f"{k} value can not be negative")
+    o.max_sub_tokens = n
 
 
 def _jetstream(o, k, tk, errors, warnings):
@@ -978,8 +989,8 @@ CONFIG_FIELDS = {
     "ocsp": _later(("bool", "map"), honoured=_is_false),
     "disable_sublist_cache": _later(("bool",), honoured=_is_false),
     "no_sublist_cache": _later(("bool",), honoured=_is_false),
-    "max_sub_tokens": _later(("int",)),
-    "max_subscription_tokens": _later(("int",)),
+    "max_sub_tokens": _max_sub_tokens,
+    "max_subscription_tokens": _max_sub_tokens,
     "no_system_account": _set("no_system_account", "bool"),
     "no_system": _set("no_system_account", "bool"),
     "no_sys_acc": _set("no_system_account", "bool"),
@@ -1273,6 +1284,18 @@ def _override_tls(opts, flag_opts, given):
     opts.tls_ciphers = []  # the files are read when the server starts (Go: here, by GenTLSConfig)
 
 
+_flag_snapshot = None  # Go: FlagSnapshot, kept to put the command line over a reloaded config
+
+
+def merge_flags(opts):
+    """Go: MergeOptions(newOpts, FlagSnapshot). The command line's flags over `opts`."""
+    if _flag_snapshot is None:
+        return
+    fs, flag_opts = _flag_snapshot
+    fs.apply(opts)
+    _override_tls(opts, flag_opts, {flag.name for flag, _ in fs.actual})
+
+
 def configure_options(args, print_version, print_help, print_tls_help, process_signal=None, warn=None):
     """Go: ConfigureOptions. Options from the command line and the config file it names.
 
@@ -1306,6 +1329,8 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
     # Go: FlagSnapshot, the options as the flags alone give them.
     flag_opts = Options()
     fs.apply(flag_opts)
+    global _flag_snapshot
+    _flag_snapshot = (fs, flag_opts)
 
     if cmd.signal:
         if process_signal is None:
@@ -1325,8 +1350,7 @@ def configure_options(args, print_version, print_help, print_tls_help, process_s
     elif flag_opts.check_config:
         raise FlagError("must specify [-c, --config] option to check configuration file syntax")
     # Go: the second fs.Parse. Flags override the file.
-    fs.apply(opts)
-    _override_tls(opts, flag_opts, {flag.name for flag, _ in fs.actual})
+    merge_flags(opts)
 
     # Go: "solicited routes require cluster capabilities".
     if opts.routes and not opts.cluster_listen:

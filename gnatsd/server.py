@@ -24,10 +24,12 @@ from gevent import ssl as gevent_ssl
 from gevent.event import Event
 
 from . import auth, const, gofmt, tls
+from . import events
 from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Account, AccountError, build_accounts
 from .accounts import is_trusted_issuer
 from .accounts import lookup_account as _lookup_account
-from .conn import ACCOUNT, Client
+from .conn import Client
+from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
@@ -98,15 +100,11 @@ class Server:
         self.opts = opts = opts if opts is not None else Options()
         validate_options(opts)
         set_baseline_options(opts)
-        self.tls_context = None  # Go: opts.TLSConfig, a gevent SSL context when TLS is on
-        if tls.tls_enabled(opts):
-            try:
-                self.tls_context = tls.gen_tls_config(opts, gevent_ssl.SSLContext)
-            except tls.TLSConfigError as e:
-                raise ConfigError(str(e)) from None
+        self.configure_tls()
         self.signing_key, self.server_id = create_server_keypair()
         self.name = opts.server_name or self.server_id
         self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
+        self.sys = None  # events.Internal while the system account's events run (Go: sys)
         self.loop = None
         self.configure_resolver()
         self.configure_accounts()
@@ -118,6 +116,7 @@ class Server:
         for acc in self.accounts.values():
             acc.add_all_service_import_subs()  # Go: configureAccounts, once the server can make clients
         self.start_time = None
+        self.config_time = None  # Go: configTime, at start and at each reload
         self.listener = None
         self.addr = None  # (host, port) actually bound
         self.running = False
@@ -134,6 +133,21 @@ class Server:
         self.http_req_stats = {}
         self.monitor = None  # monitor.app.MonitorServer while the HTTP monitor runs
         self.http_addr = None  # (host, port) the monitor is bound to
+
+    def configure_tls(self):
+        """Go: the TLSConfig of the options: a gevent SSL context when TLS is on."""
+        self.tls_context = None
+        if tls.tls_enabled(self.opts):
+            try:
+                self.tls_context = tls.gen_tls_config(self.opts, gevent_ssl.SSLContext)
+            except tls.TLSConfigError as e:
+                raise ConfigError(str(e)) from None
+
+    def reload(self):
+        """Go: Reload. Raises reload.ReloadError and leaves the server as it was when the new
+        config has an error or changes what cannot change live. May yield."""
+        from .reload import reload
+        reload(self)
 
     # -- accounts ------------------------------------------------------------------------
 
@@ -216,12 +230,14 @@ class Server:
         """Go: Start. Bind the client listener and start accepting. Does not block."""
         opts = self.opts
         self.loop = gevent.get_hub().loop
-        self.start_time = time.time()
+        self.start_time = self.config_time = time.time()
         self.listener = self._listen(opts.host, opts.port)
         # Go reports the configured host (0.0.0.0 stays 0.0.0.0) with the port actually bound.
         self.addr = (opts.host, self.listener.getsockname()[1])
         self._info = self._build_info()
         self.running = True
+        if self.sys_account is not None:
+            events.start_events(self)
         log.info("Starting nats-server")
         log.info("  Version:  %s (gnatsd %s)", const.VERSION, const.GNATSD_VERSION)
         log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
@@ -370,6 +386,9 @@ class Server:
     def create_client(self, sock, addr):
         """Go: createClient. Starts the connection's greenlet."""
         sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+        if addr[0].startswith("::ffff:") and "." in addr[0]:
+            # An IPv4 client of the dual-stack listener: Go shows it as plain IPv4.
+            addr = (addr[0][7:],) + tuple(addr[1:])
         self.gcid += 1
         client = Client(self, sock, self.gcid, addr)
         gevent.spawn(client.run)
@@ -390,6 +409,7 @@ class Server:
             return False
         self.clients[client.cid] = client
         client.acc.add_client(client)  # Go: createClient registers it with the global account
+        events.acc_conns_update(self, client.acc)
         self.total_clients += 1
         return True
 
@@ -462,6 +482,7 @@ class Server:
         """Go: Shutdown. Close the listener and every client. Idempotent; does not yield."""
         if not self.running:
             return
+        events.shutdown_eventing(self)  # Go: first, so the SHUTDOWN event still goes out
         log.info("Initiating Shutdown...")
         self.running = False
         self._close_listener()

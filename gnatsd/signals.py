@@ -6,7 +6,7 @@ In the server (POSIX):
     SIGINT, SIGTERM   shut down, exit 0 (SIGTERM is ignored during lame duck mode)
     SIGUSR1           re-open the log file (rotation)
     SIGUSR2           lame duck mode, then exit
-    SIGHUP            config reload (not yet supported: logged)
+    SIGHUP            config reload
 
 `gnatsd --signal <command>[=<pid or pid file>]` sends one of those to a running gnatsd:
 stop (SIGKILL), quit (SIGINT), term (SIGTERM), reopen (SIGUSR1), reload (SIGHUP),
@@ -80,7 +80,11 @@ def handle_signals(server, reopen_log_file):
         gevent.spawn(server.lame_duck_mode)
 
     def on_reload():
-        log.error("Failed to reload server configuration: config reload is not yet supported by gnatsd")
+        from .reload import ReloadError
+        try:
+            server.reload()
+        except ReloadError as e:
+            log.error("Failed to reload server configuration: %s", e)
 
     actions = {
         _signal.SIGINT: server.shutdown,

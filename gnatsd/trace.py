@@ -17,6 +17,25 @@ def _line(op, args):
     return (op + b" " + b" ".join(args)).decode("utf-8", "replace") if args else op.decode()
 
 
+_TRACED = (
+    ("process_pub", b"PUB", "args"), ("process_hpub", b"HPUB", "args"),
+    ("process_sub", b"SUB", "args"), ("process_unsub", b"UNSUB", "args"),
+    ("process_connect", b"CONNECT", "arg"), ("process_info", b"INFO", "arg"),
+    ("process_err", b"-ERR", "arg"),
+    ("process_ping", b"PING", None), ("process_pong", b"PONG", None),
+)
+
+
+def is_traced(client):
+    return "process_inbound_msg" in vars(client)
+
+
+def uninstall_tracing(client):
+    """Undo install_tracing (Go: reloadClientTraceLevel turning trace off)."""
+    for name in [t[0] for t in _TRACED] + ["process_inbound_msg", "enqueue_proto"]:
+        vars(client).pop(name, None)
+
+
 def install_tracing(client, max_msg_len=0):
     """Wrap `client`'s protocol handlers so each op is logged at TRACE level."""
 
@@ -37,13 +56,7 @@ def install_tracing(client, max_msg_len=0):
                 return inner()
         setattr(client, name, wrapper)
 
-    for name, op, kind in (
-        ("process_pub", b"PUB", "args"), ("process_hpub", b"HPUB", "args"),
-        ("process_sub", b"SUB", "args"), ("process_unsub", b"UNSUB", "args"),
-        ("process_connect", b"CONNECT", "arg"), ("process_info", b"INFO", "arg"),
-        ("process_err", b"-ERR", "arg"),
-        ("process_ping", b"PING", None), ("process_pong", b"PONG", None),
-    ):
+    for name, op, kind in _TRACED:
         traced(name, op, kind)
 
     inbound = client.process_inbound_msg

@@ -143,6 +143,18 @@ def raw_conn():
         c.close()
 
 
+def client_subs(server):
+    """Subscriptions of client connections: the server's own (the system account's requests,
+    service imports) aside. Reads counters only, so any thread may call it."""
+    internal = [server.sys.client] if server.sys is not None else []
+    internal += [a.ic for a in server.accounts.values() if a.ic is not None]
+    return server.num_subscriptions() - sum(len(c.subs) for c in internal)
+
+
+def internal_subs(server):
+    return server.num_subscriptions() - client_subs(server)
+
+
 def check_for(total, fn, sleep=0.02):
     """Go server_test.go checkFor: poll `fn` until it returns truthy or `total` seconds pass."""
     deadline = time.monotonic() + total

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import INFO_RE, RawConn, check_for
+from conftest import INFO_RE, RawConn, check_for, client_subs
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -493,7 +493,7 @@ def test_disconnect_mid_operation(server, data, how):
     assert upto_pong(watcher) == b""
     watcher.close()
     assert_server_healthy(server, baseline)
-    assert server.num_subscriptions() == 0
+    assert client_subs(server) == 0
 
 
 def test_half_closed_client_gets_its_answers(server):
@@ -619,7 +619,7 @@ def test_thousand_misbehaving_connections(make_server):
     assert counter[0] >= 23
     good.close()
     assert_server_healthy(server)
-    assert server.num_subscriptions() == 0
+    assert client_subs(server) == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -140,10 +140,11 @@ def run_all(arg_lists, tmp_path, timeout=30, env=None):
     return results
 
 
-def connect(port):
+def connect(port, **fields):
     c = RawConn(port)
     info = json.loads(c.expect(INFO_RE).group(1))
-    c.send(b'CONNECT {"verbose":false,"pedantic":false,"protocol":1}\r\nPING\r\n')
+    connect_opts = dict({"verbose": False, "pedantic": False, "protocol": 1}, **fields)
+    c.send(b"CONNECT " + json.dumps(connect_opts).encode() + b"\r\nPING\r\n")
     c.expect(PONG_RE)
     return c, info
 
@@ -361,10 +362,10 @@ def test_log_file_sigusr1_reopen_and_sighup(gnatsd, tmp_path):
     check_for(10, lambda: log_file.exists() and "File log re-opened" in log_file.read_text())
     assert re.fullmatch(rf"\[{g.pid}\] {TS} \[INF\] File log re-opened\n", log_file.read_text())
     assert "File log re-opened" not in rotated.read_text()
-    # SIGHUP (reload) is not there yet: logged, and the server keeps running
+    # SIGHUP without a config file: Go's error is logged, and the server keeps running
     g.signal(signal.SIGHUP)
-    check_for(10, lambda: "Failed to reload server configuration: config reload is not yet supported by gnatsd"
-              in log_file.read_text())
+    check_for(10, lambda: "Failed to reload server configuration: can only reload config when a file is provided "
+              "using -c or --config" in log_file.read_text())
     assert g.proc.poll() is None
     connect(g.port)[0].close()
     g.signal(signal.SIGTERM)
@@ -437,13 +438,32 @@ def test_signal_ldm_with_pid_file(gnatsd, tmp_path):
     assert "Entering lame duck mode" in g.log_text()
 
 
+def test_sighup_reloads_the_config_file(gnatsd, tmp_path):
+    conf = tmp_path / "reload.conf"
+    conf.write_text("debug: false\nauthorization { users: [{user: a, password: a}, {user: b, password: b}] }\n")
+    g = gnatsd("-c", str(conf))
+    b, _ = connect(g.port, user="b", **{"pass": "b"})
+    conf.write_text("debug: true\nauthorization { users: [{user: a, password: a}, {user: b, password: new}] }\n")
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"\[ERR\] .* - Authorization Violation")  # b's password changed
+    g.wait_log(r"\[INF\] Reloaded server configuration")
+    b.expect(re.compile(rb"-ERR 'Authorization Violation'"))
+    connect(g.port, user="a", **{"pass": "a"})[0].close()
+    g.wait_log(r"\[DBG\] .* - Client connection created")  # debug is on now
+    conf.write_text('lame_duck_duration: "60s"\n')
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"\[ERR\] Failed to reload server configuration: config reload not supported for "
+               r"LameDuckDuration: old=2m0s, new=1m0s")
+    b.close()
+
+
 def test_signal_uses_the_P_pid_file(gnatsd, tmp_path):
     pid_file = tmp_path / "srv.pid"
     g = gnatsd("-P", str(pid_file))
     results = run_all([["-P", str(pid_file), "--signal", "reopen"], ["-P", str(pid_file), "-sl=reload"]], tmp_path)
     assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
     g.wait_log("File log re-open ignored, not a file logger")
-    g.wait_log("config reload is not yet supported")
+    g.wait_log("can only reload config when a file is provided")
     r = run(["-P", str(pid_file), "--signal=quit"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert g.wait_exit() == 0

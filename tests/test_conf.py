@@ -1196,7 +1196,6 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     ("server_tags: [a, b]", "server_tags is not yet supported by gnatsd"),
     ("ocsp: true", "ocsp is not yet supported by gnatsd"),
     ("disable_sublist_cache: true", "disable_sublist_cache is not yet supported by gnatsd"),
-    ("max_sub_tokens: 10", "max_sub_tokens is not yet supported by gnatsd"),
     # wrong shapes are reported as such
     ("cluster: nats://0.0.0.0:6222", 'cluster: expected a map, got string "nats://0.0.0.0:6222"'),
     ("tls: true", "tls: expected a map such as { cert_file: server.pem, key_file: server-key.pem }, got boolean true"),
@@ -1207,6 +1206,15 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
 def test_blocks_not_yet_supported(tmp_path, text, message):
     err = config_errors(tmp_path, "port: 4222\n" + text)
     assert [str(e) for e in err.errors] == [f"{tmp_path / 'test.conf'}:2:1: {message}"]
+
+
+def test_max_sub_tokens(tmp_path):
+    assert load(tmp_path, "max_sub_tokens: 3").max_sub_tokens == 3
+    assert load(tmp_path, "max_subscription_tokens: 255").max_sub_tokens == 255
+    for text, message in (("max_sub_tokens: 256", "max_sub_tokens value is too big"),
+                          ("max_sub_tokens: 0", "max_sub_tokens value can not be negative")):
+        err = config_errors(tmp_path, text)
+        assert [e.reason for e in err.errors] == [message]
 
 
 @pytest.mark.parametrize("text", ["ocsp: false", "disable_sublist_cache: false", "no_sublist_cache: false",

@@ -25,7 +25,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from conftest import RawConn, check_for
+from conftest import RawConn, check_for, client_subs, internal_subs
 from gnatsd import Options, Server
 from gnatsd.monitor import MonitorStartError
 from gnatsd import gofmt
@@ -117,6 +117,12 @@ def flatten(v, prefix=""):
 def mon(make_server):
     """A server with monitoring on a random port."""
     return make_server(http_port=-1)
+
+
+@pytest.fixture
+def bare(make_server):
+    """A monitored server without the system account: its counts are the clients' alone."""
+    return make_server(http_port=-1, no_system_account=True)
 
 
 @pytest.fixture
@@ -259,7 +265,7 @@ def test_varz_counts_traffic(make_server, conns):
     check_for(5, lambda: s.num_clients() == 1)
     v = getj(s, "/varz")
     assert (v["in_msgs"], v["in_bytes"], v["out_msgs"], v["out_bytes"]) == (3, 9, 2, 8)
-    assert (v["connections"], v["total_connections"], v["subscriptions"]) == (1, 2, 2)
+    assert (v["connections"], v["total_connections"], v["subscriptions"]) == (1, 2, 2 + internal_subs(s))
     assert v["server_id"] == s.server_id and v["port"] == s.port
     assert v["max_subscriptions"] == 7
     assert v["ping_interval"] == 90_500_000_000 and v["write_deadline"] == 2_500_000_000
@@ -474,7 +480,7 @@ def test_long_connz_is_streamed_and_the_same(mon):
         assert len(cz["connections"]) == 300 and len(pauses) == 2
         pauses.clear()
         sz = on_hub(mon, lambda: subsz(mon, SubszOptions(subscriptions=True), pause=lambda: pauses.append(1)))
-        assert sz["total"] == 0 and pauses == []
+        assert sz["total"] == internal_subs(mon) and pauses == []  # the system account's ~30
     finally:
         for x in many:
             x.close()
@@ -554,7 +560,7 @@ def test_closed_slow_consumer(make_server, conns):
         slow.settimeout(5)
         slow.recv(4096)  # INFO
         slow.sendall(b'CONNECT {"verbose":false}\r\nSUB flood 1\r\nPING\r\n')
-        check_for(5, lambda: s.sublist.count == 1)
+        check_for(5, lambda: client_subs(s) == 1)
         pub = conns(s)
         msg = b"PUB flood 4096\r\n" + b"x" * 4096 + b"\r\n"
         deadline = time.monotonic() + 30
@@ -621,7 +627,8 @@ def test_state_any_mixes_open_and_closed(mon, conns):
 # /subsz
 # ---------------------------------------------------------------------------------------------
 
-def test_subsz(mon, conns):
+def test_subsz(bare, conns):
+    mon = bare
     c = conns(mon)
     c.send(b"SUB foo.* 1\r\nSUB foo.bar q 2\r\nSUB baz 3\r\nUNSUB 3 9\r\nPUB foo.bar 1\r\nx\r\nPUB foo.bar 1\r\nx\r\n")
     c.ping_pong()
@@ -660,9 +667,11 @@ def test_routez_gatewayz_leafz(mon):
     assert (lz["leafnodes"], lz["leafs"]) == (0, None)
 
 
-def test_accountz_and_accstatz(mon, conns):
+def test_accountz_and_accstatz(mon, bare, conns):
     az = getj(mon, "/accountz")
     assert az["accounts"] == ["$G", "$SYS"] and az["system_account"] == "$SYS" and "account_detail" not in az
+    assert getj(bare, "/accountz")["accounts"] == ["$G"]
+    mon = bare
     c = conns(mon)
     c.send(b"SUB x 1\r\nPUB x 3\r\nabc\r\n")
     c.expect(rb"MSG x 1 3\r\nabc\r\n")
@@ -888,7 +897,7 @@ def parse_metrics(text):
 
 
 def test_metrics(make_server, conns):
-    s = make_server(http_port=-1)
+    s = make_server(http_port=-1, no_system_account=True)
     a = conns(s)
     a.send(b"SUB x 1\r\nPUB x 4\r\nabcd\r\n")
     a.expect(rb"MSG x 1 4\r\nabcd\r\n")

@@ -977,7 +977,10 @@ def test_default_host_listens_on_ipv4_and_ipv6(make_server):
 
     s = make_server(host="0.0.0.0")
     with _socket.create_connection(("127.0.0.1", s.port), timeout=5) as c4:
-        assert c4.recv(5) == b"INFO "
+        info = c4.recv(4096)
+        assert info.startswith(b"INFO ")
+        # An IPv4 client of the dual-stack socket is 127.0.0.1, not ::ffff:127.0.0.1, as in Go.
+        assert json.loads(info[5:].strip())["client_ip"] == "127.0.0.1"
     if not _socket.has_ipv6:
         return
     try:
@@ -989,3 +992,11 @@ def test_default_host_listens_on_ipv4_and_ipv6(make_server):
     with c6:
         assert c6.recv(5) == b"INFO "
     assert s.addr[0] == "0.0.0.0"  # INFO and logs keep the configured host, as Go
+
+
+def test_max_sub_tokens(make_server, raw_conn):
+    """Go: a subscription with more tokens than max_sub_tokens is a permissions violation."""
+    c = raw_conn(make_server(max_sub_tokens=3))
+    c.send(b"SUB a.b.c 1\r\nSUB a.b.c.d 2\r\nSUB a.* 3\r\nPING\r\n")
+    m = c.expect(re.compile(rb"PONG\r\n"))
+    assert m.string[:m.end()] == b"-ERR 'Permissions Violation for Subscription to \"a.b.c.d\", too many tokens'\r\nPONG\r\n"

@@ -158,7 +158,7 @@ def varz(s, varz_opts=None):
     v["slow_consumers"] = s.slow_consumers
     v["subscriptions"] = s.num_subscriptions()
     v["http_req_stats"] = _http_req_stats(s)
-    v["config_load_time"] = format_time(start)  # Go: configTime, set at start and on reload
+    v["config_load_time"] = format_time(time_ns(s.config_time) if s.config_time else start)  # Go: configTime
     if s.sys_account is not None:
         v["system_account"] = s.sys_account.name
     v["gnatsd_version"] = const.GNATSD_VERSION  # not in Go: gnatsd's own release (DESIGN.md 1b)
@@ -647,18 +647,23 @@ def account_statz(s, opts=None):
     unused = opts.include_unused if opts is not None else False
     accounts = [s.accounts[n] for n in wanted if n in s.accounts] if wanted else s.accounts.values()
     for a in accounts:
-        conns = a.num_local_connections()
-        if unused or conns:
-            stz["account_statz"].append({
-                "acc": a.name,
-                "conns": conns,
-                "leafnodes": 0,
-                "total_conns": conns,
-                "sent": {"msgs": a.out_msgs, "bytes": a.out_bytes},
-                "received": {"msgs": a.in_msgs, "bytes": a.in_bytes},
-                "slow_consumers": a.slow_consumers,
-            })
+        if unused or a.num_local_connections():
+            stz["account_statz"].append(account_stat(a))
     return stz
+
+
+def account_stat(a):
+    """Go: Account.statz, an AccountStat."""
+    conns = a.num_local_connections()
+    return {
+        "acc": a.name,
+        "conns": conns,
+        "leafnodes": 0,
+        "total_conns": conns,
+        "sent": {"msgs": a.out_msgs, "bytes": a.out_bytes},
+        "received": {"msgs": a.in_msgs, "bytes": a.in_bytes},
+        "slow_consumers": a.slow_consumers,
+    }
 
 
 # -- /jsz, /healthz ----------------------------------------------------------------------------
