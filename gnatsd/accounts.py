@@ -27,7 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import gofmt
+from . import gofmt, jwt
+from .errors import ClosedState
 from .sublist import (
     FWC, PWC, TSEP, Sublist, is_subset_match_tokenized, is_valid_subject, subject_is_literal,
     subject_is_subset_match, subjects_collide,
@@ -75,14 +76,15 @@ class AccountError(ValueError):
 class ExportAuth:
     """Go: exportAuth. Who may import: everyone (no approvals), the accounts in `approved`,
     the account named by token `account_pos` of the subject, or holders of an activation
-    token (`token_req`, which needs JWTs: nobody in a config-file server)."""
+    token (`token_req`: a JWT the exporter signed, so nobody in a config-file server)."""
 
-    __slots__ = ("token_req", "account_pos", "approved")
+    __slots__ = ("token_req", "account_pos", "approved", "acts_revoked")
 
     def __init__(self):
         self.token_req = False
         self.account_pos = 0
         self.approved = None  # name -> Account
+        self.acts_revoked = None  # activation revocations: importer key -> time (Go: actsRevoked)
 
     def set_export_auth(self, subject, accounts, account_pos):
         """Go: setExportAuth. `accounts` None: public; empty: a token is required."""
@@ -101,15 +103,16 @@ class ExportAuth:
         for acc in accounts:
             self.approved[acc.name] = acc
 
-    def check_auth(self, account, tokens):
-        """Go: Account.checkAuth, without JWT activations."""
+    def check_auth(self, exporter, account, tokens, claim=None):
+        """Go: Account.checkAuth. May `account` import from `exporter` under this export, with
+        the import's jwt.Import `claim` (its activation token) in operator mode?"""
         if not self.approved and not self.token_req and self.account_pos == 0:
             return True
         if self.account_pos > 0:
             return (tokens is not None and self.account_pos <= len(tokens)
                     and tokens[self.account_pos - 1] == account.name.encode())
         if self.token_req:
-            return False  # an activation token is a JWT: operator mode only
+            return exporter.check_activation(account, claim, self, True)
         return self.approved is not None and account.name in self.approved
 
 
@@ -154,9 +157,9 @@ class ServiceExport(ExportAuth):
 class StreamImport:
     """Go: streamImport. Messages of `acc` on `from_` appear here on `to`."""
 
-    __slots__ = ("acc", "from_", "to", "tr", "rtr", "use_pub", "invalid")
+    __slots__ = ("acc", "from_", "to", "tr", "rtr", "use_pub", "invalid", "claim")
 
-    def __init__(self, acc, from_, to, tr, use_pub):
+    def __init__(self, acc, from_, to, tr, use_pub, claim=None):
         self.acc = acc
         self.from_ = from_
         self.to = to
@@ -164,6 +167,7 @@ class StreamImport:
         self.rtr = None  # its reverse, made when a wildcard subscription needs it
         self.use_pub = use_pub  # a wildcard import under its own name: subjects stay as published
         self.invalid = False
+        self.claim = claim  # the jwt.Import it came from, in operator mode
 
     def deliver_subject(self, subject):
         """The subject a message published on `subject` in the exporter has here."""
@@ -180,7 +184,7 @@ class ServiceImport:
     (`response`), replies in the exporter on `from_` go back to the requester's `to`."""
 
     __slots__ = ("acc", "se", "sid", "from_", "to", "tr", "ts", "rt", "use_pub", "response", "invalid",
-                 "share", "sub")
+                 "share", "sub", "claim")
 
     def __init__(self, acc, se, from_, to, tr, rt, use_pub, response, share):
         self.acc = acc
@@ -196,6 +200,7 @@ class ServiceImport:
         self.invalid = False
         self.share = share
         self.sub = None  # the internal subscription of a configured import
+        self.claim = None  # the jwt.Import it came from, in operator mode
 
 
 # -- the account --------------------------------------------------------------------------------
@@ -228,6 +233,17 @@ class Account:
         # stats (Go: stats)
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self.slow_consumers = 0
+        # operator mode: what the account JWT says (update_account_claims)
+        self.issuer = ""  # the operator key that signed it (Go: Issuer)
+        self.claim_jwt = ""
+        self.name_tag = ""  # the JWT's name
+        self.tags = []
+        self.signing_keys = None  # key -> jwt.UserScope or None; None: not a JWT account
+        self.users_revoked = None  # user key -> time (Go: usersRevoked)
+        self.disallow_bearer = False
+        self.expired = False
+        self.etmr = None  # the expiration timer
+        self.incomplete = False  # an import's exporter could not be found
 
     def __repr__(self):
         return self.name
@@ -287,26 +303,26 @@ class Account:
                     return e
         return se
 
-    def _export_approved(self, exports, account, subject):
+    def _export_approved(self, exports, account, subject, claim):
         """Go: checkStreamExportApproved / checkServiceExportApproved."""
         if subject in exports:
             ea = exports[subject]
-            return ea is None or ea.check_auth(account, None)
+            return ea is None or ea.check_auth(self, account, None, claim)
         tokens = subject.split(TSEP)
         for subj, ea in exports.items():
             if is_subset_match_tokenized(tokens, subj.split(TSEP)):
-                return ea is None or ea.check_auth(account, tokens)
+                return ea is None or ea.check_auth(self, account, tokens, claim)
         return False
 
-    def check_stream_import_authorized(self, account, subject):
+    def check_stream_import_authorized(self, account, subject, claim=None):
         """Go: checkStreamImportAuthorized. May `account` import `subject` from us?"""
         return bool(self.stream_exports) and is_valid_subject(subject) and \
-            self._export_approved(self.stream_exports, account, subject)
+            self._export_approved(self.stream_exports, account, subject, claim)
 
-    def check_service_import_authorized(self, account, subject):
+    def check_service_import_authorized(self, account, subject, claim=None):
         """Go: checkServiceImportAuthorized."""
         return bool(self.service_exports) and is_valid_subject(subject) and \
-            self._export_approved(self.service_exports, account, subject)
+            self._export_approved(self.service_exports, account, subject, claim)
 
     def set_service_export_response_threshold(self, subject, seconds):
         """Go: SetServiceExportResponseThreshold."""
@@ -317,20 +333,20 @@ class Account:
 
     # -- stream imports -----------------------------------------------------------------------
 
-    def add_stream_import(self, account, from_, prefix):
+    def add_stream_import(self, account, from_, prefix, claim=None):
         """Go: AddStreamImportWithClaim. Messages on `from_` appear here under `prefix`."""
-        if not account.check_stream_import_authorized(self, from_):
+        if not account.check_stream_import_authorized(self, from_, claim):
             raise AccountError(ERR_STREAM_IMPORT_AUTHORIZATION)
         if prefix:
             if not subject_is_literal(prefix):
                 raise AccountError(ERR_STREAM_IMPORT_BAD_PREFIX)
             if not prefix.endswith(TSEP):
                 prefix += TSEP
-        self.add_mapped_stream_import(account, from_, prefix + from_)
+        self.add_mapped_stream_import(account, from_, prefix + from_, claim)
 
-    def add_mapped_stream_import(self, account, from_, to):
+    def add_mapped_stream_import(self, account, from_, to, claim=None):
         """Go: AddMappedStreamImportWithClaim. Messages on `from_` appear here on `to`."""
-        if not account.check_stream_import_authorized(self, from_):
+        if not account.check_stream_import_authorized(self, from_, claim):
             raise AccountError(ERR_STREAM_IMPORT_AUTHORIZATION)
         to = to or from_
         self._check_stream_imports_for_cycles(account, to, {self.name})
@@ -349,7 +365,7 @@ class Account:
         for im in self.stream_imports:
             if im.acc is account and im.from_ == from_:
                 raise AccountError(ERR_STREAM_IMPORT_DUPLICATE)
-        self.stream_imports.append(StreamImport(account, from_, to, tr, use_pub))
+        self.stream_imports.append(StreamImport(account, from_, to, tr, use_pub, claim))
 
     @staticmethod
     def _check_stream_imports_for_cycles(acc, to, visited):
@@ -369,16 +385,17 @@ class Account:
 
     # -- service imports ----------------------------------------------------------------------
 
-    def add_service_import(self, destination, from_, to, share=False):
+    def add_service_import(self, destination, from_, to, share=False, claim=None):
         """Go: addServiceImportWithClaim. Requests here on `from_` go to `destination` on `to`."""
         to = to or from_
         if not is_valid_subject(from_) or not is_valid_subject(to):
             raise AccountError(ERR_INVALID_SUBJECT)
-        if not destination.check_service_import_authorized(self, to):
+        if not destination.check_service_import_authorized(self, to, claim):
             raise AccountError(ERR_SERVICE_IMPORT_AUTHORIZATION)
         destination._check_service_imports_for_cycles(from_, {self.name})
         si = self._add_service_import(destination, from_, to)
         si.share = share
+        si.claim = claim
         return si
 
     def _check_service_imports_for_cycles(self, from_, visited):
@@ -530,6 +547,98 @@ class Account:
         del rr_map[reply]
         for acc, msub in entries:
             acc.responses.pop(msub, None)
+
+
+    # -- operator mode: what the account JWT says ----------------------------------------------
+
+    def has_issuer(self, issuer):
+        """Go: hasIssuer. (its jwt.UserScope or None, whether `issuer` may sign our users)."""
+        if self.signing_keys is None or issuer not in self.signing_keys:
+            return None, False
+        return self.signing_keys[issuer], True
+
+    def check_user_revoked(self, nkey, issued_at):
+        """Go: checkUserRevoked."""
+        return jwt.is_revoked(self.users_revoked, nkey, issued_at)
+
+    def check_activation(self, import_acc, claim, ea, exp_timer):
+        """Go: checkActivation. Is the activation token of import `claim` (a jwt.Import of
+        `import_acc`) good for an export of ours? `ea` None skips the revocation check; with
+        `exp_timer`, the import is re-checked when the token expires."""
+        if claim is None or not claim.token:
+            return False
+        vr = jwt.ValidationResults()
+        claim.validate(import_acc.name, vr)
+        if vr.is_blocking(True):
+            return False
+        try:
+            act = jwt.decode_activation_claims(claim.token)
+        except jwt.JWTError:
+            return False
+        if not self.is_issuer_claim_trusted(act):
+            return False
+        if jwt.validate(act).is_blocking(True):
+            return False
+        if act.exp:
+            now = int(time.time())
+            if act.exp <= now:
+                return False
+            loop = self.srv.loop if self.srv is not None else None
+            if exp_timer and loop is not None:
+                timer = loop.timer(act.exp - now)
+                timer.start(import_acc.activation_expired, self, act.import_subject.encode(), claim.type)
+        if ea is None:
+            return True
+        return not jwt.is_revoked(ea.acts_revoked, act.sub, act.iat)
+
+    def is_issuer_claim_trusted(self, act):
+        """Go: isIssuerClaimTrusted. An activation issued by a signing key names us as its
+        issuer_account, and the key must be one of ours."""
+        if not act.issuer_account:
+            return True
+        if act.issuer_account != self.name:
+            log.error("Invalid issuer account %s in activation claim (subject: %s - type: %s) for account %s",
+                      gofmt.go_quote(act.issuer_account), gofmt.go_quote(act.import_subject),
+                      gofmt.go_quote(act.import_type), gofmt.go_quote(self.name))
+            return False
+        return self.has_issuer(act.iss)[1]
+
+    def activation_expired(self, exporter, subject, kind):
+        """Go: activationExpired. An import's activation token expired: unless a newer token
+        came meanwhile, the import stops. Runs as a hub callback."""
+        if self.expired:
+            return
+        if kind == jwt.STREAM:
+            si = next((im for im in self.stream_imports if im.acc is exporter and im.from_ == subject), None)
+        else:
+            si = self.service_imports.get(subject)
+        if si is None or si.invalid or si.acc.check_activation(self, si.claim, None, False):
+            return
+        si.invalid = True
+
+    def check_expiration(self, claims):
+        """Go: checkExpiration. Expired now, or a timer for when the JWT expires."""
+        if self.etmr is not None:
+            self.etmr.close()
+            self.etmr = None
+        self.expired = False
+        if claims.exp == 0:
+            return
+        now = int(time.time())
+        if claims.exp <= now:
+            self.expired = True
+            return
+        loop = self.srv.loop if self.srv is not None else None
+        if loop is not None:
+            self.etmr = loop.timer(claims.exp - now)
+            self.etmr.start(self.expired_timeout)
+
+    def expired_timeout(self):
+        """Go: expiredTimeout. The account JWT expired: so do its clients. A hub callback."""
+        self.etmr = None
+        self.expired = True
+        for c in list(self.clients.values()):
+            c.account_auth_expired()
 
 
 # -- the message path ---------------------------------------------------------------------------
@@ -824,3 +933,241 @@ def build_accounts(configs):
     if errors:
         raise AccountError("\n".join(errors))
     return accounts
+
+
+# -- operator mode: accounts from JWTs (Go: accounts.go and server.go) ---------------------------
+
+ERR_ACCOUNT_VALIDATION = "account validation failed"
+ERR_ACCOUNT_EXPIRED = "account expired"
+ERR_NO_ACCOUNT_RESOLVER = "account resolver missing"
+ERR_ACCOUNT_RESOLVER_UPDATE_TOO_SOON = "account resolver update too soon"
+_RESPONSE_TYPES = {"": SINGLETON, "Singleton": SINGLETON, "Stream": STREAMED, "Chunked": CHUNKED}
+
+
+class MemAccResolver:
+    """Go: MemAccResolver. Account JWTs by account public key, in memory (`resolver: MEMORY`,
+    filled by `resolver_preload`)."""
+
+    def __init__(self):
+        self.jwts = {}
+
+    def fetch(self, name):
+        jwt_text = self.jwts.get(name)
+        if jwt_text is None:
+            raise AccountError(ERR_MISSING_ACCOUNT)
+        return jwt_text
+
+    def store(self, name, jwt_text):
+        self.jwts[name] = jwt_text
+
+
+def is_trusted_issuer(srv, issuer):
+    """Go: isTrustedIssuer. Outside operator mode only an empty issuer is."""
+    if srv.trusted_keys is None:
+        return issuer == ""
+    return issuer in srv.trusted_keys
+
+
+def lookup_account(srv, name):
+    """Go: lookupAccount. The account called `name`; in operator mode fetched from the
+    resolver the first time, and again once its JWT has expired. Raises AccountError."""
+    acc = srv.accounts.get(name)
+    if acc is not None:
+        if acc.expired:
+            log.debug("Requested account [%s] has expired", name)
+            if srv.acc_resolver is None:
+                raise AccountError(ERR_ACCOUNT_EXPIRED)
+            try:
+                update_account(srv, acc)
+            except AccountError:
+                raise AccountError(ERR_ACCOUNT_EXPIRED) from None
+        return acc
+    if srv.acc_resolver is None:
+        raise AccountError(ERR_MISSING_ACCOUNT)
+    return fetch_account(srv, name)
+
+
+def update_account(srv, acc):
+    """Go: updateAccount. Fetch `acc`'s JWT again and apply it."""
+    if not acc.incomplete and time.time() - acc.updated < 1.0:
+        log.debug("Requested account update for [%s] ignored, too soon", acc.name)
+        raise AccountError(ERR_ACCOUNT_RESOLVER_UPDATE_TOO_SOON)
+    update_account_with_claim_jwt(srv, acc, fetch_raw_account_claims(srv, acc.name))
+
+
+def update_account_with_claim_jwt(srv, acc, claim_jwt):
+    """Go: updateAccountWithClaimJWT."""
+    if acc.claim_jwt and acc.claim_jwt == claim_jwt and not acc.incomplete:
+        log.debug("Requested account update for [%s], same claims detected", acc.name)
+        return
+    ac = verify_account_claims(srv, claim_jwt)
+    if not acc.issuer:
+        acc.issuer = ac.iss
+    if acc.name != ac.sub:
+        raise AccountError(ERR_ACCOUNT_VALIDATION)
+    update_account_claims(srv, acc, ac)
+    acc.claim_jwt = claim_jwt
+
+
+def fetch_raw_account_claims(srv, name):
+    """Go: fetchRawAccountClaims and fetchAccount (the resolver's Fetch)."""
+    if srv.acc_resolver is None:
+        raise AccountError(ERR_NO_ACCOUNT_RESOLVER)
+    from .nkeys import is_valid_public_account_key
+    if not is_valid_public_account_key(name):
+        raise AccountError("will only fetch valid account keys")
+    try:
+        return srv.acc_resolver.fetch(name)
+    except AccountError as e:
+        log.warning("Account fetch failed: %s", e)
+        raise
+
+
+def verify_account_claims(srv, claim_jwt):
+    """Go: verifyAccountClaims. The decoded claims, signed by a trusted operator and valid now."""
+    try:
+        ac = jwt.decode_account_claims(claim_jwt)
+    except jwt.JWTError as e:
+        raise AccountError(str(e)) from None
+    if not is_trusted_issuer(srv, ac.iss) or jwt.validate(ac).is_blocking(True):
+        raise AccountError(ERR_ACCOUNT_VALIDATION)
+    return ac
+
+
+def fetch_account(srv, name):
+    """Go: fetchAccount (fetchAccountClaims, buildInternalAccount, registerAccount)."""
+    claim_jwt = fetch_raw_account_claims(srv, name)
+    ac = verify_account_claims(srv, claim_jwt)
+    if ac.sub != name:
+        raise AccountError(ERR_ACCOUNT_VALIDATION)
+    acc = Account(name)
+    acc.issuer = ac.iss
+    acc.srv = srv
+    # Go: tmpAccounts. An account being built can be imported from by the accounts its own
+    # imports fetch, so that circular imports resolve.
+    srv.tmp_accounts[name] = acc
+    try:
+        update_account_claims(srv, acc, ac)
+    finally:
+        srv.tmp_accounts.pop(name, None)
+    acc.claim_jwt = claim_jwt
+    racc = srv.accounts.get(name)
+    if racc is not None:  # registered meanwhile, by an import of an import
+        update_account_with_claim_jwt(srv, racc, claim_jwt)
+        return racc
+    srv.accounts[name] = acc
+    return acc
+
+
+def build_permissions_from_jwt(p):
+    """Go: buildPermissionsFromJwt. auth.Permissions from jwt.Permissions, or None."""
+    from .auth import Permissions, ResponsePermission, SubjectPermission, validate_response_permissions
+    perms = None
+    if p.pub.allow or p.pub.deny:
+        perms = Permissions(publish=SubjectPermission(p.pub.allow or None, p.pub.deny or None))
+    if p.sub.allow or p.sub.deny:
+        perms = perms or Permissions()
+        perms.subscribe = SubjectPermission(p.sub.allow or None, p.sub.deny or None)
+    if p.resp is not None:
+        perms = perms or Permissions()
+        perms.response = ResponsePermission(p.resp.max_msgs, p.resp.expires / 1e9)
+        validate_response_permissions(perms)
+    return perms
+
+
+def update_account_claims(srv, a, ac):
+    """Go: updateAccountClaimsWithRefresh. Make account `a` what its claims `ac` say: signing
+    keys, mappings, exports, imports, limits, revocations, default permissions; then hold its
+    clients to the new limits and revocations. Does not yield."""
+    from .transform import MapDest, add_weighted_mappings
+    log.debug("Updating account claims: %s/%s", a.name, ac.name)
+    a.check_expiration(ac)
+    a.name_tag = ac.name
+    a.tags = list(ac.tags)
+    # signing keys: the account's own key too, unless its operator is strict about them
+    a.signing_keys = dict(ac.signing_keys)
+    if a.issuer not in srv.strict_signing_keys:
+        a.signing_keys[a.name] = None
+    mappings = []
+    for src, dests in ac.mappings.items():
+        try:
+            add_weighted_mappings(mappings, src, [MapDest(s, w, c) for s, w, c in dests])
+        except TransformError as e:
+            log.debug("Error adding mapping %s to account [%s]: %s", src, a.name, e)
+    a.mappings = mappings or None
+    a.stream_exports = {}
+    a.service_exports = {}
+    for e in ac.exports:
+        subject = e.subject.encode()
+        accounts = [] if e.token_req else None  # Go: authAccounts
+        try:
+            if e.type == jwt.STREAM:
+                a.add_stream_export(subject, accounts, e.account_token_position)
+                ea = a.stream_exports.get(subject)
+            elif e.type == jwt.SERVICE:
+                ea = a.add_service_export(subject, _RESPONSE_TYPES.get(e.response_type, SINGLETON), accounts,
+                                          e.account_token_position)
+                if e.latency is not None:
+                    ea.latency = (e.latency[1], e.latency[0])
+                if e.response_threshold:
+                    ea.resp_thresh = e.response_threshold / 1e9
+            else:
+                continue
+        except AccountError as err:
+            log.debug("Error adding %s export to account [%s]: %s", e.type, a.name, err)
+            continue
+        if ea is not None:
+            ea.acts_revoked = dict(e.revocations) or None
+    # imports: replace them all; the old service imports' subscriptions go
+    ic = a.ic
+    for si in a.service_imports.values():
+        if ic is not None and si.sub is not None:
+            ic.unsubscribe(si.sub)
+    a.service_imports = {}
+    a.stream_imports = []
+    incomplete = False
+    for i in ac.imports:
+        acc = srv.tmp_accounts.get(i.account)
+        if acc is None:
+            try:
+                acc = lookup_account(srv, i.account)
+            except AccountError as err:
+                log.error("Can't locate account [%s] for import of [%s] %s (err=%s)", i.account, i.subject, i.type,
+                          err)
+                incomplete = True
+                continue
+        try:
+            if i.type == jwt.STREAM:
+                if i.local_subject:
+                    a.add_mapped_stream_import(acc, i.subject.encode(), i.local_subject.encode(), i)
+                else:
+                    a.add_stream_import(acc, i.subject.encode(), i.to.encode(), i)
+            elif i.type == jwt.SERVICE:
+                from_, to = (i.local_subject, i.subject) if i.local_subject else (i.subject, i.to)
+                a.add_service_import(acc, from_.encode(), to.encode(), i.share, i)
+        except AccountError as err:
+            log.debug("Error adding %s import to account [%s]: %s", i.type, a.name, err)
+            incomplete = True
+    lim = ac.limits
+    a.msubs, a.mpay, a.mconns, a.mleafs = lim.subs, lim.payload, lim.conn, lim.leaf
+    a.disallow_bearer = lim.disallow_bearer
+    a.users_revoked = dict(ac.revocations) or None
+    a.default_perms = build_permissions_from_jwt(ac.default_permissions)
+    a.incomplete = incomplete
+    a.updated = time.time()
+    # Go: the newest clients go first when the account has too many now
+    clients = sorted(a.clients.values(), key=lambda c: c.start, reverse=True)
+    for n, c in enumerate(clients):
+        if a.mconns != -1 and n >= a.mconns:
+            c.max_account_conn_exceeded()
+            continue
+        c.apply_account_limits()
+        uc = c.juc
+        if uc is None:
+            continue
+        if uc.limits.bearer_token and lim.disallow_bearer:
+            log.debug("%s - Bearer User JWT not allowed", c)
+            c.auth_violation()
+        elif ac.revocations and ac.is_claim_revoked(uc):
+            c.send_err("User Authentication Revoked")
+            c.close_connection(ClosedState.Revocation)

@@ -2,24 +2,31 @@
 
 Ports nats-server `server/auth.go`: the types (User, NkeyUser, SubjectPermission,
 ResponsePermission, Permissions), configureAuthorization, buildNkeysAndUsersFromOptions,
-validateResponsePermissions, processClientOrLeafAuthentication (the parts for client
-connections without JWTs or TLS maps), comparePasswords, isBcrypt, validateNoAuthUser,
-checkAuthforWarnings. What a connection does with its permissions is in `permissions.py`.
+validateResponsePermissions, processClientOrLeafAuthentication (for client connections),
+processUserPermissionsTemplate, comparePasswords, isBcrypt, validateNoAuthUser,
+checkAuthforWarnings; the user JWT checks of `server/jwt.go` (validateSrc, validateTimes) and
+`server/accounts.go` (buildInternalNkeyUser), and convertAllowedConnectionTypes
+(`server/client.go`). What a connection does with its permissions is in `permissions.py`.
 
-The order of the checks is Go's: nkeys (when the client sent an `nkey`), then the users list
-(with `no_auth_user` for a client that sent no credentials), then the token, then the single
-user/password.
+The order of the checks is Go's: in operator mode a user JWT and nothing else; otherwise nkeys
+(when the client sent an `nkey`), then the users list (with `no_auth_user` for a client that
+sent no credentials), then the token, then the single user/password.
 """
 from __future__ import annotations
 
 import copy
 import hmac
+import ipaddress
+import itertools
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import List, Optional
 
-from . import nkeys
+from . import jwt, nkeys
+from .accounts import AccountError, build_permissions_from_jwt, is_trusted_issuer, lookup_account
+from .gofmt import go_quote
 from .hub import run_blocking
 
 log = logging.getLogger("gnatsd")
@@ -80,6 +87,7 @@ class NkeyUser:
     permissions: Optional[Permissions] = None
     allowed_connection_types: Optional[frozenset] = None
     account: str = ""
+    signing_key: str = ""  # the account signing key that issued a JWT user
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -130,7 +138,9 @@ def configure_authorization(srv):
     `srv.nonce_required` (Go: nonceRequired, true when nkey users exist)."""
     opts = srv.opts
     srv.nkeys = srv.users = None
-    if opts.nkeys is not None or opts.users is not None:
+    if srv.trusted_keys is not None:
+        srv.auth_required = True  # operator mode: every client brings a user JWT
+    elif opts.nkeys is not None or opts.users is not None:
         srv.nkeys, srv.users = build_nkeys_and_users(opts)
         srv.auth_required = True
         if srv.sys_only_user is not None:
@@ -138,7 +148,7 @@ def configure_authorization(srv):
     else:
         srv.auth_required = bool(opts.username or opts.authorization)
         srv.no_auth_user = opts.no_auth_user
-    srv.nonce_required = bool(srv.nkeys)
+    srv.nonce_required = bool(srv.nkeys) or srv.trusted_keys is not None
 
 
 def validate_auth(opts):
@@ -242,6 +252,8 @@ def check_client_authentication(srv, client):
     """
     if not client.auth_required:
         return True
+    if srv.trusted_keys is not None:
+        return process_jwt_authentication(srv, client)
     opts = srv.opts
     username, password, token, no_auth = opts.username, opts.password, opts.authorization, srv.no_auth_user
     tls_map = opts.tls_map
@@ -320,3 +332,236 @@ def auth_user_text(copts):
     if copts.get("user"):
         return f'User "{copts["user"]}"'
     return 'User "N/A"'
+
+
+# -- operator mode: user JWTs --------------------------------------------------------------------
+
+
+def process_jwt_authentication(srv, client):
+    """Go: processClientOrLeafAuthentication's JWT branch. The CONNECT's `jwt` must be a valid
+    user JWT of an account a trusted operator signed, issued by that account or one of its
+    signing keys, and `sig` the INFO nonce signed by the user's key (the JWT's `sub`), unless
+    the JWT is a bearer token. On success the client joins the account with the JWT's
+    permissions and limits, and is closed when the JWT expires. Does not yield."""
+    copts = client.copts
+    token = copts.get("jwt") or ""
+    if not token:
+        log.debug("%s - Authentication requires a user JWT", client)
+        return False
+    try:
+        juc = jwt.decode_user_claims(token)
+    except jwt.JWTError as e:
+        log.debug("%s - User JWT not valid: %s", client, e)
+        return False
+    vr = jwt.validate(juc)
+    if vr.is_blocking(True):
+        log.debug("%s - User JWT no longer valid: %s", client, vr)
+        return False
+    allowed, unknown = convert_allowed_connection_types(juc.limits.allowed_connection_types)
+    if unknown:
+        log.debug("%s - invalid connection types %s", client, unknown)
+        if not allowed:
+            return False
+    if not connection_type_allowed(allowed):
+        log.debug("%s - Connection type not allowed", client)
+        return False
+    issuer = juc.issuer_account or juc.iss
+    pinned = srv.pinned_accounts
+    if pinned is not None and issuer not in pinned:
+        log.debug("%s - Account %s not listed as operator pinned account", client, issuer)
+        return False
+    try:
+        acc = lookup_account(srv, issuer)
+    except AccountError as e:
+        log.debug("%s - Account JWT lookup error: %s", client, e)
+        return False
+    if not is_trusted_issuer(srv, acc.issuer):
+        log.debug("%s - Account JWT not signed by trusted operator", client)
+        return False
+    scope, ok = acc.has_issuer(juc.iss)
+    if not ok:
+        log.debug("%s - User JWT issuer is not known", client)
+        return False
+    if scope is not None:
+        try:
+            scope.validate_scoped_signer(juc)
+        except jwt.JWTError as e:
+            log.debug("%s - User JWT is not valid: %s", client, e)
+            return False
+        try:
+            juc.limits = process_user_permissions_template(scope.template, juc, acc)
+        except ValueError:
+            log.debug("%s - User JWT generated invalid permissions", client)
+            return False
+    if acc.expired:
+        log.debug("%s - Account JWT has expired", client)
+        return False
+    if juc.limits.bearer_token and acc.disallow_bearer:
+        log.debug("%s - Account does not allow bearer token", client)
+        return False
+    if not juc.limits.bearer_token:
+        sig = copts.get("sig") or ""
+        if not sig:
+            log.debug("%s - Signature missing", client)
+            return False
+        raw = nkeys.decode_sig(sig)
+        if raw is None:
+            log.debug("%s - Signature not valid base64", client)
+            return False
+        if not nkeys.verify(juc.sub, client.nonce, raw):
+            log.debug("%s - Signature not verified", client)
+            return False
+    if acc.check_user_revoked(juc.sub, juc.iat):
+        log.debug("%s - User authentication revoked", client)
+        return False
+    if not validate_src(juc, client.host):
+        log.error("%s - Bad src Ip %s", client, client.host)
+        return False
+    allow_now, valid_for = validate_times(juc)
+    if not allow_now:
+        log.error("%s - Outside connect times", client)
+        return False
+    client.juc = juc  # Go: c.pubKey, c.tags, c.nameTag; and the JWT's limits for applyAccountLimits
+    if not client.register_user(build_internal_nkey_user(juc, allowed, acc)):
+        return False
+    client.set_expiration(juc, valid_for)
+    log.debug("%s - Authenticated JWT: Client %s (claim-name: %s, claim-tags: %s) signed with %s by Account %s "
+              "(claim-name: %s, claim-tags: %s) signed with %s", client, go_quote(juc.sub), go_quote(juc.name),
+              juc.tags, go_quote(juc.iss), go_quote(issuer), go_quote(acc.name_tag), acc.tags,
+              go_quote(acc.issuer))
+    return True
+
+
+def convert_allowed_connection_types(cts):
+    """Go: convertAllowedConnectionTypes. (the known types, upper case; the unknown ones)."""
+    known, unknown = set(), []
+    for ct in cts:
+        ct = ct.upper()
+        if ct in CONNECTION_TYPES:
+            known.add(ct)
+        else:
+            unknown.append(ct)
+    return frozenset(known), unknown
+
+
+def build_internal_nkey_user(juc, allowed, acc):
+    """Go: buildInternalNkeyUser. The NkeyUser a user JWT stands for: its permissions, or
+    the account's default permissions when it has none."""
+    perms = build_permissions_from_jwt(juc.limits.permissions)
+    if perms is None and acc.default_perms is not None:
+        perms = copy.deepcopy(acc.default_perms)
+    return NkeyUser(juc.sub, perms, allowed or None, acc.name, juc.iss if juc.issuer_account else "")
+
+
+def user_jwt_limits(juc, acc):
+    """Go: applyAccountLimits' user part. (max payload, max subscriptions) of a user JWT, or
+    of the template of the scoped signing key that issued it; -1 for none."""
+    payload, subs = juc.limits.payload, juc.limits.subs
+    if juc.issuer_account and juc.issuer_account != juc.iss:
+        scope, _ = acc.has_issuer(juc.iss)
+        if scope is not None:
+            payload, subs = scope.template.payload, scope.template.subs
+    return payload, subs
+
+
+def validate_src(juc, host):
+    """Go: validateSrc. Is `host` in one of the JWT's `src` CIDRs (when it lists any)?"""
+    if not juc.limits.src:
+        return True
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # Go's net.IP treats a v4-in-v6 address as the v4 one
+    for cidr in juc.limits.src:
+        net = jwt.parse_cidr(cidr)
+        if net is None:
+            return False
+        if ip.version == net.version and ip in net:
+            return True
+    return False
+
+
+def validate_times(juc, now=None):
+    """Go: validateTimes. (may the user connect now, for how many seconds more (0: no
+    limit)). Each range is a time of day in the JWT's `times_location` (the server's local
+    time when empty); a range whose start is after its end ends the next day."""
+    from datetime import datetime, timedelta
+    times = juc.limits.times
+    if not times:
+        return True, 0.0
+    try:
+        loc = jwt.load_location(juc.limits.locale) if juc.limits.locale else None
+    except jwt.JWTError:
+        return False, 0.0
+    now = datetime.fromtimestamp(time.time() if now is None else now, loc).astimezone(loc)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for tr in times:
+        start, end = jwt.parse_clock(tr.start), jwt.parse_clock(tr.end)
+        if start is None or end is None:
+            return False, 0.0
+        start_at = midnight + timedelta(seconds=start)
+        end_at = midnight + timedelta(days=1 if start > end else 0, seconds=end)
+        if start_at < now < end_at:
+            return True, (end_at - now).total_seconds()
+    return False, 0.0
+
+
+def process_user_permissions_template(lim, juc, acc):
+    """Go: processUserPermissionsTemplate. A scoped signing key's template with its `{{...}}`
+    tokens filled in from the user JWT and its account: name(), subject(), account-name(),
+    account-subject(), tag(name), account-tag(name). Raises ValueError when a deny list gets an
+    invalid subject; an allow list loses such subjects, and one that ends up empty denies `>`."""
+    from .sublist import is_valid_subject
+    lim = copy.deepcopy(lim)
+
+    def fill(op):
+        """A token's value, or a list of values for the tag functions (None: no tag)."""
+        if op == "name()":
+            return juc.name
+        if op == "subject()":
+            return juc.sub
+        if op == "account-name()":
+            return acc.name_tag
+        if op == "account-subject()":
+            return juc.issuer_account
+        for fn, tags in (("account-tag(", acc.tags), ("tag(", juc.tags)):
+            if op.startswith(fn) and op.endswith(")"):
+                prefix = op[len(fn):-1].lower() + ":"
+                return [t[len(prefix):] for t in tags if t.startswith(prefix)] or None
+        return " "  # an unknown function: makes the subject invalid on purpose
+
+    def apply(subjects, fail_on_bad):
+        if not any(tk.startswith("{{") and tk.endswith("}}") for subj in subjects for tk in subj.split(".")):
+            return subjects
+        out = []
+        for subj in subjects:
+            tokens = []
+            for tk in subj.split("."):
+                if tk.startswith("{{") and tk.endswith("}}"):
+                    v = fill(tk[2:-2].lower())
+                    tokens.append([""] if v is None else v if isinstance(v, list) else [v])
+                else:
+                    tokens.append([tk])
+            for combo in itertools.product(*tokens):
+                emit = ".".join(combo)
+                if is_valid_subject(emit.encode()):
+                    out.append(emit)
+                elif fail_on_bad:
+                    raise ValueError("generated invalid subject")
+        return out
+
+    p = lim.permissions
+    sub_allow, pub_allow = bool(p.sub.allow), bool(p.pub.allow)
+    p.sub.allow = apply(p.sub.allow, False)
+    p.sub.deny = apply(p.sub.deny, True)
+    p.pub.allow = apply(p.pub.allow, False)
+    p.pub.deny = apply(p.pub.deny, True)
+    if sub_allow and not p.sub.allow and ">" not in p.sub.deny:
+        p.sub.deny.append(">")
+    if pub_allow and not p.pub.allow and ">" not in p.pub.deny:
+        p.pub.deny.append(">")
+    return lim

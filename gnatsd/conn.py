@@ -43,7 +43,7 @@ from .errors import (
 from . import events, gofmt, gojson, tls
 from .gojson import BOOL, INT, PERMISSION, STRING, STRINGS, UINT
 from .accounts import add_shadow_subscriptions, remove_shadow_subs
-from .auth import auth_user_text, no_auth_user
+from .auth import auth_user_text, no_auth_user, user_jwt_limits
 from .parser import Parser
 from .permissions import ClientPermissions
 from .trace import install_tracing
@@ -169,6 +169,7 @@ class Client(Parser):
         self.auth_pending = server.auth_required  # Go: authSet && !connectReceived
         self.user = None
         self.nonce = b""  # Go: nonce, sent in this client's first INFO when nkey users exist
+        self.juc = None  # operator mode: the user's jwt.UserClaims
         # permissions (permissions.py): all None for a client without any
         self.perms = None  # Go: perms, the ClientPermissions of the authenticated user
         self.pperms = None  # perms when publishing is checked: the one test per PUB
@@ -533,6 +534,8 @@ class Client(Parser):
             raise ProtocolError(f"processConnect: {e}") from None
         self.connect_received = True
         self.auth_pending = False
+        if self.srv.trusted_keys is None:
+            copts.pop("jwt", None)  # Go: outside operator mode the JWT is discarded
         self.verbose = copts["verbose"]
         self.pedantic = copts["pedantic"]
         self.echo = copts["echo"]
@@ -569,9 +572,7 @@ class Client(Parser):
         if user.account:
             acc = self.srv.accounts[user.account]
             if not self.register_with_account(acc):
-                self.send_err(ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
-                log.error("%s - %s", self, ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
-                self.close_connection(ClosedState.MaxAccountConnectionsExceeded)
+                self.max_account_conn_exceeded()
                 return False
         perms = user.permissions
         if perms is None:
@@ -600,11 +601,16 @@ class Client(Parser):
         return True
 
     def apply_account_limits(self):
-        """Go: applyAccountLimits. The lower of the account's and the server's max_payload
-        and max_subscriptions (here 0 or less means no limit, as in the options)."""
+        """Go: applyAccountLimits. The lowest of the user JWT's, the account's and the
+        server's max_payload and max_subscriptions (here 0 or less means no limit, as in the
+        options)."""
         opts = self.srv.opts
-        self.mpay = _min_limit(self.acc.mpay, opts.max_payload)
-        self.msubs = _min_limit(self.acc.msubs, opts.max_subs)
+        mpay, msubs = self.acc.mpay, self.acc.msubs
+        if self.juc is not None:
+            upay, usubs = user_jwt_limits(self.juc, self.acc)
+            mpay, msubs = _min_limit(upay, mpay), _min_limit(usubs, msubs)
+        self.mpay = _min_limit(mpay, opts.max_payload)
+        self.msubs = _min_limit(msubs, opts.max_subs)
 
     def process_no_auth_user(self):
         """Go: parse at OP_START. Auth is required and the first op is not CONNECT: with a
@@ -1006,6 +1012,39 @@ class Client(Parser):
             self.rtt_start = now
             self.enqueue_proto(PING_PROTO)
         self._set_ping_timer(opts.ping_interval)
+
+    def set_expiration(self, juc, valid_for):
+        """Go: setExpiration. Close the connection when the user JWT expires, or when its
+        connect time range (`valid_for` seconds, 0: none) ends, whichever comes first."""
+        if juc.exp == 0:
+            if not valid_for:
+                return
+            after = valid_for
+        else:
+            after = max(juc.exp - int(time.time()), 0)
+            if valid_for and valid_for < after:
+                after = valid_for
+        self._auth_timer = self._hub.loop.timer(after)
+        self._auth_timer.start(self.auth_expired)
+
+    def auth_expired(self):
+        """Go: authExpired. Runs as a hub callback."""
+        self._auth_timer = None
+        log.debug("%s - User Authentication Expired", self)
+        self.send_err("User Authentication Expired")
+        self.close_connection(ClosedState.AuthenticationExpired)
+
+    def account_auth_expired(self):
+        """Go: accountAuthExpired."""
+        log.debug("%s - Account Authentication Expired", self)
+        self.send_err("Account Authentication Expired")
+        self.close_connection(ClosedState.AuthenticationExpired)
+
+    def max_account_conn_exceeded(self):
+        """Go: maxAccountConnExceeded."""
+        log.error("%s - %s", self, ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
+        self.send_err(ERR_TOO_MANY_ACCOUNT_CONNECTIONS)
+        self.close_connection(ClosedState.MaxAccountConnectionsExceeded)
 
     def auth_timeout(self):
         """Go: authTimeout. Runs as a hub callback."""

@@ -152,6 +152,11 @@ def is_valid_public_account_key(text):
     return _is_valid_public_key(PREFIX_BYTE_ACCOUNT, text)
 
 
+def is_valid_public_operator_key(text):
+    """Go nkeys: IsValidPublicOperatorKey."""
+    return _is_valid_public_key(PREFIX_BYTE_OPERATOR, text)
+
+
 def from_public_key(text):
     """Go nkeys: FromPublicKey. (prefix byte, 32 key bytes) of a public key of any type."""
     raw = decode_raw(text)
@@ -235,15 +240,24 @@ _B64_RAW_URL = re.compile(rb"[A-Za-z0-9_-]*")
 _B64_STD = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
-def decode_sig(sig):
-    """The signature in CONNECT `sig`: unpadded base64url, or else padded standard base64, as
-    Go's processClientOrLeafAuthentication tries them. None when it is neither."""
-    b = sig.encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
+def b64_raw_url_decode(text):
+    """Go: base64.RawURLEncoding.DecodeString. None when `text` is not unpadded base64url."""
+    b = text.encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
     if _B64_RAW_URL.fullmatch(b) and len(b) % 4 != 1:
         try:
             return base64.urlsafe_b64decode(b + b"=" * (-len(b) % 4))
         except (binascii.Error, ValueError):
             pass
+    return None
+
+
+def decode_sig(sig):
+    """The signature in CONNECT `sig`: unpadded base64url, or else padded standard base64, as
+    Go's processClientOrLeafAuthentication tries them. None when it is neither."""
+    raw = b64_raw_url_decode(sig)
+    if raw is not None:
+        return raw
+    b = sig.encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
     if _B64_STD.fullmatch(b) and len(b) % 4 == 0:
         try:
             return base64.b64decode(b, validate=True)

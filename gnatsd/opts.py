@@ -91,6 +91,13 @@ class Options:
     accounts: list = field(default_factory=list)  # accounts.AccountConfig entries
     system_account: str = ""  # Go: SystemAccount; empty: $SYS
     no_system_account: bool = False
+    # operator mode (conf_jwt.py): accounts and users come from JWTs
+    trusted_operators: list = field(default_factory=list)  # Go: TrustedOperators, jwt.OperatorClaims
+    operator_jwts: list = field(default_factory=list)  # their JWTs as read
+    trusted_keys: Optional[list] = None  # Go: TrustedKeys, operator public keys
+    account_resolver: str = ""  # Go: AccountResolver: "MEMORY" (or "URL" from an operator, refused)
+    resolver_preloads: dict = field(default_factory=dict)  # account public key -> account JWT
+    resolver_pinned_accounts: Optional[set] = None
     # limits
     max_connections: int = const.DEFAULT_MAX_CONNECTIONS
     max_subs: int = 0
@@ -1003,8 +1010,20 @@ def _system_account(o, k, tk, errors, warnings):
     from .conf_accounts import configure_system_account
     configure_system_account(o, k, tk, errors, warnings)
 
-_operators = _later(("str", "strings"))
-_resolver = _later(("str", "map"))
+
+def _conf_jwt(name):
+    """A handler of conf_jwt.py, imported when a config uses operator mode. Like the fields
+    of later features, these are offered as a "did you mean" only for close misspellings
+    (`root` is no better a guess for `prot` than `port`)."""
+    def handler(o, k, tk, errors, warnings):
+        from . import conf_jwt
+        getattr(conf_jwt, name)(o, k, tk, errors, warnings)
+    handler.rare = True
+    return handler
+
+
+_operators = _conf_jwt("parse_operators")
+_resolver = _conf_jwt("parse_resolver")
 _strings_later = _later(("str", "strings"))
 
 
@@ -1078,12 +1097,12 @@ CONFIG_FIELDS = {
     "account_resolver": _resolver,
     "accounts_resolver": _resolver,
     "resolver_tls": _block,
-    "resolver_preload": _block,
-    "resolver_pinned_accounts": _strings_later,
+    "resolver_preload": _conf_jwt("parse_resolver_preload"),
+    "resolver_pinned_accounts": _conf_jwt("parse_resolver_pinned_accounts"),
     "system_account": _system_account,
     "system": _system_account,
-    "trusted": _strings_later,
-    "trusted_keys": _strings_later,
+    "trusted": _conf_jwt("parse_trusted_keys"),
+    "trusted_keys": _conf_jwt("parse_trusted_keys"),
     "server_tags": _strings_later,
     "default_js_domain": _block,
     "ocsp": _later(("bool", "map"), honoured=_is_false),
@@ -1109,7 +1128,8 @@ def process_config_file_line(o, k, tk, errors, warnings):
         if tk.used_variable:  # a variable, used by a `$name` reference (Go: IsUsedVariable)
             return
         # suggest a field gnatsd reads before one it refuses
-        close = (difflib.get_close_matches(key, [f for f, h in CONFIG_FIELDS.items() if not hasattr(h, "later")], n=1)
+        close = (difflib.get_close_matches(key, [f for f, h in CONFIG_FIELDS.items()
+                                                 if not hasattr(h, "later") and not hasattr(h, "rare")], n=1)
                  or difflib.get_close_matches(key, CONFIG_FIELDS, n=1, cutoff=0.8))
         errors.append(UnknownConfigFieldErr(tk, k, f" (did you mean \"{close[0]}\"?)" if close else ""))
         return

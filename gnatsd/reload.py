@@ -49,7 +49,9 @@ _GO_NAMES = {
     "tls_map": "TLSMap", "allow_non_tls": "AllowNonTLS", "no_auth_user": "NoAuthUser",
     "system_account": "SystemAccount", "no_system_account": "NoSystemAccount", "prof_port": "ProfPort",
     "max_closed_clients": "MaxClosedClients", "cluster_name": "Cluster", "cluster_listen": "Cluster",
-    "routes": "Routes",
+    "routes": "Routes", "trusted_operators": "TrustedOperators", "operator_jwts": "TrustedOperators",
+    "trusted_keys": "TrustedKeys", "account_resolver": "AccountResolver", "resolver_preloads": "resolverPreloads",
+    "resolver_pinned_accounts": "resolverPinnedAccounts",
 }
 _DURATIONS = {"ping_interval", "write_deadline", "lame_duck_duration", "lame_duck_grace_period"}
 
@@ -182,6 +184,8 @@ def reload_authorization(srv):
     over the old ones' sublists, clients and internal state; clients whose user moved to
     another account (or is gone) are closed; the others are authenticated again with what
     they sent in CONNECT, and lose the subscriptions they may no longer have."""
+    if srv.trusted_keys is not None:
+        return  # operator mode: accounts come from the resolver and users bring JWTs (todo: Go re-fetches claims)
     old = srv.accounts
     sys_name = srv.sys_account.name if srv.sys_account is not None else ""
     for acc in old.values():

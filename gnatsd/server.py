@@ -26,6 +26,8 @@ from gevent.event import Event
 from . import auth, const, gofmt, tls
 from . import events
 from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Account, AccountError, build_accounts
+from .accounts import is_trusted_issuer
+from .accounts import lookup_account as _lookup_account
 from .conn import Client
 from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
@@ -82,6 +84,11 @@ def validate_options(opts):
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than max_pending ({opts.max_pending})")
     if opts.max_payload > 2**31 - 1:
         raise ConfigError(f"max_payload ({opts.max_payload}) cannot be higher than {2**31 - 1}")
+    if opts.trusted_operators:
+        from .conf_jwt import validate_trusted_operators
+        err = validate_trusted_operators(opts)
+        if err:
+            raise ConfigError(err)
     err = auth.validate_auth(opts) or validate_websocket_options(opts)
     if err:
         raise ConfigError(err)
@@ -99,6 +106,8 @@ class Server:
         self.name = opts.server_name or self.server_id
         self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
         self.sys = None  # events.Internal while the system account's events run (Go: sys)
+        self.loop = None
+        self.configure_resolver()
         self.configure_accounts()
         self.clients = {}  # cid -> Client
         self.total_clients = 0
@@ -120,7 +129,6 @@ class Server:
         self.running = False
         self.ldm = False  # lame duck mode
         self.shutdown_complete = Event()
-        self.loop = None
         self._accept_greenlet = None
         self._thread = None
         # stats (Go: s.inMsgs, s.outMsgs, ...)
@@ -164,12 +172,17 @@ class Server:
         if not sys_name and SYSTEM_ACCOUNT in self.accounts:
             sys_name = SYSTEM_ACCOUNT
         if sys_name and sys_name not in self.accounts:
-            raise ConfigError("error resolving system account: " + ERR_MISSING_ACCOUNT)
+            if self.acc_resolver is None:
+                raise ConfigError("error resolving system account: " + ERR_MISSING_ACCOUNT)
+            try:  # operator mode: the system account's JWT, from the resolver
+                _lookup_account(self, sys_name)
+            except AccountError as e:
+                raise ConfigError(f"error resolving system account: {e}") from None
         # Go: with only the system account configured beside $G, clients without credentials
         # still reach $G, as a made-up no_auth_user (see auth.configure_authorization).
         self.no_auth_user = opts.no_auth_user
         self.sys_only_user = None
-        if sys_name and len(self.accounts) == 2 and not opts.no_auth_user:
+        if sys_name and len(self.accounts) == 2 and not opts.no_auth_user and self.trusted_keys is None:
             name = "nats-" + "".join(random.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(8))
             self.sys_only_user = auth.User(name, name[5:], account=GLOBAL_ACCOUNT)
             self.no_auth_user = name
@@ -177,6 +190,8 @@ class Server:
             sys_name = SYSTEM_ACCOUNT
             self.accounts[sys_name] = Account(sys_name)
         self.sys_account = self.accounts.get(sys_name) if sys_name else None
+        if self.sys_account is not None and not is_trusted_issuer(self, self.sys_account.issuer):
+            self.sys_account = None  # Go: setSystemAccount refuses $SYS in operator mode (no trusted issuer)
         for acc in self.accounts.values():
             acc.srv = self
 
@@ -193,8 +208,28 @@ class Server:
         c.auth_pending = False
         return c
 
+    def configure_resolver(self):
+        """Go: processTrustedKeys and configureResolver. Operator mode: the trusted operator
+        keys, and the MEMORY resolver with the preloaded account JWTs."""
+        from .conf_jwt import MEMORY_RESOLVER, trusted_keys
+        opts = self.opts
+        self.trusted_keys, self.strict_signing_keys = trusted_keys(opts)
+        self.tmp_accounts = {}  # Go: tmpAccounts, accounts being built from their JWTs
+        self.acc_resolver = None
+        self.pinned_accounts = None
+        if opts.resolver_pinned_accounts is not None:
+            self.pinned_accounts = set(opts.resolver_pinned_accounts)
+            if opts.system_account:
+                self.pinned_accounts.add(opts.system_account)
+        if opts.account_resolver == MEMORY_RESOLVER:
+            from .accounts import MemAccResolver
+            self.acc_resolver = MemAccResolver()
+            for name, claim_jwt in opts.resolver_preloads.items():
+                self.acc_resolver.store(name, claim_jwt)
+
     def lookup_account(self, name):
-        return self.accounts.get(name)
+        """Go: LookupAccount. Raises AccountError (in operator mode, fetches the account)."""
+        return _lookup_account(self, name)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -216,6 +251,8 @@ class Server:
         log.info("  Name:     %s", self.name)
         log.info("  ID:       %s", self.server_id)
         auth.check_auth_for_warnings(self)
+        if opts.trusted_operators:
+            self.log_trusted_operators()
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
@@ -230,6 +267,26 @@ class Server:
                 log.warning('Clients that are not using "TLS Handshake First" option will fail to connect')
         log.info("Server is ready")
         self._accept_greenlet = gevent.spawn(self.accept_loop, self.listener)
+
+    def log_trusted_operators(self):
+        """Go: Start's notices about the trusted operators, and checkResolvePreloads."""
+        from . import jwt
+        opts = self.opts
+        log.info("Trusted Operators")
+        for op in opts.trusted_operators:
+            log.info("  System  : %s", gofmt.go_quote(op.aud))
+            log.info("  Operator: %s", gofmt.go_quote(op.name))
+            log.info("  Issued  : %s", time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(op.iat)))
+            log.info("  Expires : %s", "Never" if op.exp == 0 else
+                     time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(op.exp)))
+        if not opts.system_account:
+            log.warning("Trusted Operators should utilize a System Account")
+        for name, claim_jwt in opts.resolver_preloads.items():
+            vr = jwt.validate(jwt.decode_account_claims(claim_jwt))
+            if vr.is_blocking(True):
+                log.warning("Account [%s] has validation issues:", name)
+                for issue in vr.issues:
+                    log.warning("  - %s", issue.description)
 
     def start_monitoring(self):
         """Go: StartMonitoring. The HTTP monitor runs on this hub, beside the clients.

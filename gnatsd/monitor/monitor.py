@@ -284,6 +284,13 @@ def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
             _insert_before(ci, "account", c.acc.name, ("subscriptions_list", "subscriptions_list_detail"))
         if copts.get("jwt"):
             ci["jwt"] = copts["jwt"]
+        juc = c.juc
+        if juc is not None:  # Go: issuerForClient, c.tags, c.nameTag
+            ci["issuer_key"] = juc.iss if juc.issuer_account else c.acc.name
+            if juc.name:
+                ci["name_tag"] = juc.name
+            if juc.tags:
+                ci["tags"] = juc.tags
     return ci
 
 
@@ -608,8 +615,8 @@ def account_info(s, name):
     if a is s.sys_account:
         info["is_system"] = True
     info.update({
-        "expired": False,
-        "complete": True,
+        "expired": a.expired,
+        "complete": not a.incomplete,
         "jetstream_enabled": False,
         "leafnode_connections": 0,
         "client_connections": a.num_local_connections(),
@@ -627,6 +634,15 @@ def account_info(s, name):
     imports += [_ext_import(si, "to") for si in a.service_imports.values()]
     if imports:
         info["imports"] = imports
+    if a.claim_jwt:  # operator mode (Go's decoded_jwt and validation_result_jwt are not reported yet)
+        info["jwt"] = a.claim_jwt
+        info["issuer_key"] = a.issuer
+        if a.name_tag:
+            info["name_tag"] = a.name_tag
+        if a.tags:
+            info["tags"] = a.tags
+        if a.users_revoked:
+            info["revoked_user"] = GoMap((k, format_time(v * 10**9)) for k, v in a.users_revoked.items())
     info["sublist_stats"] = sublist_stats(a.sublist)
     if a.responses:
         info["responses"] = {k.decode(): _ext_import(si, "to") for k, si in a.responses.items()}
