@@ -534,6 +534,8 @@ class Client(Parser):
             raise ProtocolError(f"processConnect: {e}") from None
         self.connect_received = True
         self.auth_pending = False
+        if self.ws is not None and not copts.get("jwt") and self.ws.cookie_jwt:
+            copts["jwt"] = self.ws.cookie_jwt  # Go: a WebSocket client's JWT may come in a cookie
         if self.srv.trusted_keys is None:
             copts.pop("jwt", None)  # Go: outside operator mode the JWT is discarded
         self.verbose = copts["verbose"]

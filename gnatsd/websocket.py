@@ -916,8 +916,7 @@ def validate_websocket_options(o):
             return "websocket authentication username not compatible with presence of users/nkeys"
         if wo.token:
             return "websocket authentication token not compatible with presence of users/nkeys"
-    if wo.jwt_cookie:
-        # gnatsd has no trusted operators or keys yet
+    if wo.jwt_cookie and not o.trusted_operators and not o.trusted_keys:
         return (f"trusted operators or trusted keys configuration is required for JWT authentication via "
                 f"cookie \"{wo.jwt_cookie}\"")
     return None

@@ -711,3 +711,25 @@ def _can_connect(port):
         return True
     except OSError:
         return False
+
+
+def test_websocket_jwt_cookie(operator, servers):
+    """Go: with `jwt_cookie`, a WebSocket client's user JWT may come in that cookie instead of
+    in CONNECT."""
+    from test_websocket import WsConn
+    operator.account("A")
+    s = start(operator, servers, 'websocket { host: 127.0.0.1, port: -1, no_tls: true, jwt_cookie: "my_jwt" }')
+    _, token = operator.user("A", bearer_token=True)
+    ws = WsConn(s.websocket.addr[1], headers=[f"Cookie: other=1; my_jwt={token}"])
+    ws.response()
+    assert ws.read_msg().startswith(b"INFO ")
+    ws.send_msg(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+    assert ws.expect(b"PONG\r\n").endswith(b"PONG\r\n")
+    assert [c.acc.name for c in s.clients.values()] == [operator.key("A").public_key]
+    ws.close()
+    no_cookie = WsConn(s.websocket.addr[1])
+    no_cookie.response()
+    no_cookie.read_msg()
+    no_cookie.send_msg(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+    assert b"Authorization Violation" in no_cookie.expect(b"Authorization Violation")
+    no_cookie.close()
