@@ -30,6 +30,7 @@ accounts {
       {stream: "wild.*"}
       {service: "svc.single"}
       {service: "svc.stream", response: stream}
+      {service: "svc.chunked", response: chunked}
       {service: "svc.wild.*"}
       {service: "svc.private", accounts: [C]}
     ]
@@ -42,6 +43,7 @@ accounts {
       {stream: {account: A, subject: "wild.*"}, to: "mapped.*"}
       {service: {account: A, subject: "svc.single"}, to: "single"}
       {service: {account: A, subject: "svc.stream"}}
+      {service: {account: A, subject: "svc.chunked"}}
       {service: {account: A, subject: "svc.wild.*"}}
     ]
   }
@@ -215,6 +217,20 @@ def test_service_import_streamed_delivers_every_response(srv):
     b.send(b"UNSUB 9\r\n")
     b.ping_pong()
     assert not srv.accounts["A"].responses
+
+
+def test_service_import_chunked_ends_with_an_empty_message(srv):
+    a = _responder(srv, b"svc.chunked", None)
+    b = login(srv, "b")
+    b.send(b"SUB inbox2 9\r\nPUB svc.chunked inbox2 1\r\nx\r\nPING\r\n")
+    b.expect(re.compile(rb"PONG\r\n"))
+    reply = a.expect(HMSG_RE).group(3)
+    # Chunks flow until an empty message ends the response; nothing gets through after it.
+    a.send(b"PUB " + reply + b" 1\r\n1\r\nPUB " + reply + b" 0\r\n\r\nPUB " + reply + b" 1\r\n3\r\nPING\r\n")
+    a.expect(re.compile(rb"PONG\r\n"))
+    b.expect(re.compile(rb"MSG inbox2 9 1\r\n1\r\nMSG inbox2 9 0\r\n\r\n"))
+    no_msg(b)
+    assert reply not in srv.accounts["A"].responses
 
 
 def test_service_import_wildcard_keeps_the_published_subject(srv):

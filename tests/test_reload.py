@@ -125,6 +125,14 @@ def test_users_passwords_and_permissions(conf):
         x.close()
 
 
+def test_token_change_disconnects_old_token_clients(conf):
+    s = conf("authorization { token: old }\n")
+    c = login(s, auth_token="old")
+    conf.reload("authorization { token: new }\n")
+    assert ERR_RE.search(c.read_all_until_closed()).group(1) == b"Authorization Violation"
+    login(s, auth_token="new").close()
+
+
 def test_removed_user_and_moved_account_are_closed(conf):
     s = conf("""accounts {
         A: { users: [{user: a, password: a}, {user: gone, password: gone}] }
