@@ -747,6 +747,17 @@ def set_header(c, key, value, msg):
     return out
 
 
+def get_header(key, hdr):
+    """Go: getHeader. The value of header `key` (bytes, case-sensitive as Go's) in the header
+    block `hdr`, or None."""
+    i = hdr.find(b"\r\n" + key + b":")
+    if i < 0:
+        return None
+    i += len(key) + 3
+    end = hdr.find(b"\r\n", i)
+    return hdr[i:end if end >= 0 else len(hdr)].lstrip(b" ")
+
+
 def _remove_header_if_present(hdr, key):
     """Go: removeHeaderIfPresent. `hdr` is a header block without its final blank line."""
     start = hdr.find(key)

@@ -12,6 +12,7 @@ process_msg_results) is published after that delivery, never in the middle of it
 """
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import random
@@ -21,7 +22,7 @@ import gevent
 from gevent.event import Event
 
 from . import const, gofmt
-from .accounts import STREAMED, AccountError
+from .accounts import STREAMED, AccountError, get_header
 from .const import CLIENT, SYSTEM
 from .gojson import BOOL, INT, STRING, STRINGS, UINT, decode_struct
 
@@ -138,7 +139,7 @@ def shutdown_eventing(srv):
             t.close()
     sys.acc_timers.clear()
     sys.running = False
-    sys.sendq.append((None, SHUTDOWN_EVENT_SUBJ % srv.server_id, None, {"server": None}))
+    sys.sendq.append((None, SHUTDOWN_EVENT_SUBJ % srv.server_id, None, {"server": None}, None))
     _drain(srv)  # in place: the process may exit right after
     sys.loop.kill(block=False)
     srv.sys = None
@@ -147,14 +148,15 @@ def shutdown_eventing(srv):
 # -- sending ------------------------------------------------------------------------------------
 
 
-def send_internal_msg(srv, subject, reply, msg, client=None):
+def send_internal_msg(srv, subject, reply, msg, client=None, encoding=None):
     """Go: sendInternalMsg / sendInternalAccountMsg. Queue `msg` (bytes, or a dict marshalled
     as Go's JSON, whose `"server": None` the send loop fills with the server's identity, as Go
-    fills in a ServerInfo) for the system client, or `client`. Does not yield."""
+    fills in a ServerInfo) for the system client, or `client`; `encoding` ("gzip" or
+    "identity") sets its Content-Encoding. Does not yield."""
     sys = srv.sys
     if sys is None or not sys.running:
         return
-    sys.sendq.append((client, subject, reply, msg))
+    sys.sendq.append((client, subject, reply, msg, encoding))
     sys.wake.set()
 
 
@@ -183,21 +185,28 @@ def _drain(srv):
     sys = srv.sys
     while sys.sendq:
         batch, sys.sendq = sys.sendq, []
-        for client, subject, reply, msg in batch:
+        for client, subject, reply, msg, encoding in batch:
             if isinstance(msg, dict):
                 if "server" in msg and msg["server"] is None:
                     msg["server"] = server_info(srv)
                 msg = gofmt.marshal(msg).encode()
+            hdr = b""
+            if encoding is not None:
+                if encoding == "gzip" and msg:
+                    msg = gzip.compress(msg)
+                hdr = b"NATS/1.0\r\nContent-Encoding: " + encoding.encode() + b"\r\n\r\n"
             c = client or sys.client
-            publish(c, subject.encode(), reply.encode() if reply else None, msg)
+            publish(c, subject.encode(), reply.encode() if reply else None, msg, hdr)
 
 
-def publish(c, subject, reply, body):
+def publish(c, subject, reply, body, hdr=b""):
     """Process a message from an internal client as if it had arrived (Go: the send loop's
-    processInboundClientMsg, then flushClients). Does not yield."""
+    processInboundClientMsg, then flushClients). `hdr` is a header block or b"". Does not
+    yield."""
     c.pa_subject, c.pa_reply = subject, reply
+    body = hdr + body
     c.pa_szb = str(len(body)).encode()
-    c.pa_hdr, c.pa_hdb = -1, b""
+    c.pa_hdr, c.pa_hdb = (len(hdr), str(len(hdr)).encode()) if hdr else (-1, b"")
     c.process_inbound_msg(body + b"\r\n")
     # Go counts what arrives in the readloop: the server's own messages are not received ones.
     size = len(body)
@@ -385,7 +394,7 @@ def z_req(srv, c, reply, msg, name, make_opts, respond):
     fields = _OPTION_FIELDS[name]
     opts = make_opts()
     error = None
-    _, body = _msg_parts(c, msg)
+    hdr, body = _msg_parts(c, msg)
     if body:
         kinds = dict(_FILTER_FIELDS)
         kinds.update({k: kind for k, (_, kind) in fields.items()})
@@ -410,9 +419,24 @@ def z_req(srv, c, reply, msg, name, make_opts, respond):
             return
         except MonitorError as e:
             error = {"code": 500, "description": str(e)}
+    encoding = None
     if error is not None:
         response["error"] = error
-    send_internal_msg(srv, reply.decode(), None, response)
+    elif hdr:
+        encoding = accept_encoding(hdr)
+    send_internal_msg(srv, reply.decode(), None, response, encoding=encoding)
+
+
+def accept_encoding(hdr):
+    """Go: getAcceptEncoding. The Content-Encoding of an answer to a request with these
+    headers: gzip, or identity for anything else asked for (Go's snappy/s2 answers are not
+    made: gnatsd has no snappy framing yet); None when nothing is asked."""
+    ae = (get_header(b"Accept-Encoding", hdr) or b"").decode("latin-1").lower()
+    if not ae:
+        return None
+    if "gzip" in ae and "snappy" not in ae and "s2" not in ae:
+        return "gzip"
+    return "identity"
 
 
 def statsz_req(srv, sub, c, acc, subject, reply, msg):

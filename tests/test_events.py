@@ -210,3 +210,21 @@ def test_global_account_requests_reach_the_default_system_account(make_server):
     r = run(main())
     assert [c["name"] for c in r["data"]["connections"]] == ["g"]
     check_for(5, lambda: s.num_clients() == 0)
+
+
+def test_answers_compressed_as_asked(srv):
+    import gzip
+
+    async def main():
+        nc = await nats.connect(url(srv, "sys"))
+        gz = await nc.request("$SYS.REQ.SERVER.PING.VARZ", b"", headers={"Accept-Encoding": "gzip"}, timeout=2)
+        other = await nc.request("$SYS.REQ.SERVER.PING.VARZ", b"", headers={"Accept-Encoding": "br"}, timeout=2)
+        plain = await nc.request("$SYS.REQ.SERVER.PING.VARZ", b"", timeout=2)
+        await nc.close()
+        return gz, other, plain
+
+    gz, other, plain = run(main())
+    assert gz.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(gz.data))["data"]["server_id"] == srv.server_id
+    assert other.headers["Content-Encoding"] == "identity" and json.loads(other.data)["data"]
+    assert not plain.headers and json.loads(plain.data)["data"]
