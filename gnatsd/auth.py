@@ -298,16 +298,7 @@ def check_client_authentication(srv, client):
             if user is None or not connection_type_allowed(user.allowed_connection_types, conn_type):
                 return False
     if nkey is not None:
-        sig = copts.get("sig") or ""
-        if not sig:
-            log.debug("%s - Signature missing", client)
-            return False
-        raw = nkeys.decode_sig(sig)
-        if raw is None:
-            log.debug("%s - Signature not valid base64", client)
-            return False
-        if not nkeys.verify(c_nkey, client.nonce, raw):
-            log.debug("%s - Signature not verified", client)
+        if not check_nonce_signature(client, c_nkey):
             return False
         return client.register_user(nkey)
     if user is not None:
@@ -323,6 +314,23 @@ def check_client_authentication(srv, client):
             return False
         return compare_passwords(password, c_pass)
     return False
+
+
+def check_nonce_signature(client, public_key):
+    """Go: the `sig` checks of processClientOrLeafAuthentication: CONNECT's `sig` is the INFO
+    nonce signed by `public_key`'s private key."""
+    sig = client.copts.get("sig") or ""
+    if not sig:
+        log.debug("%s - Signature missing", client)
+        return False
+    raw = nkeys.decode_sig(sig)
+    if raw is None:
+        log.debug("%s - Signature not valid base64", client)
+        return False
+    if not nkeys.verify(public_key, client.nonce, raw):
+        log.debug("%s - Signature not verified", client)
+        return False
+    return True
 
 
 def auth_user_text(copts):
@@ -400,16 +408,7 @@ def process_jwt_authentication(srv, client):
         log.debug("%s - Account does not allow bearer token", client)
         return False
     if not juc.limits.bearer_token:
-        sig = copts.get("sig") or ""
-        if not sig:
-            log.debug("%s - Signature missing", client)
-            return False
-        raw = nkeys.decode_sig(sig)
-        if raw is None:
-            log.debug("%s - Signature not valid base64", client)
-            return False
-        if not nkeys.verify(juc.sub, client.nonce, raw):
-            log.debug("%s - Signature not verified", client)
+        if not check_nonce_signature(client, juc.sub):
             return False
     if acc.check_user_revoked(juc.sub, juc.iat):
         log.debug("%s - User authentication revoked", client)

@@ -478,22 +478,13 @@ def _account_requests(srv):
     """Go: initEventTracking's monAccSrvc, for `$SYS.REQ.ACCOUNT.<acc>.<name>`."""
     from .monitor import monitor as m
 
-    def subsz(o, acc):
-        o.subscriptions = True
-        o.account = acc
-        return m.subsz(srv, o)
-
-    def connz(o, acc):
-        o.account = acc
-        return m.connz(srv, o)
-
-    def leafz(o, acc):
-        o.account = acc
-        return m.leafz(srv, o)
-
-    def jsz(o, acc):
-        o.account = acc
-        return m.jsz(srv, o)
+    def for_account(fn, **fixed):
+        def respond(o, acc):
+            o.account = acc
+            for k, v in fixed.items():
+                setattr(o, k, v)
+            return fn(srv, o)
+        return respond
 
     def statz(o, acc):
         if acc == "PING":
@@ -505,10 +496,10 @@ def _account_requests(srv):
         return stz
 
     return {
-        "SUBSZ": (m.SubszOptions, subsz),
-        "CONNZ": (m.ConnzOptions, connz),
-        "LEAFZ": (m.LeafzOptions, leafz),
-        "JSZ": (m.JSzOptions, jsz),
+        "SUBSZ": (m.SubszOptions, for_account(m.subsz, subscriptions=True)),
+        "CONNZ": (m.ConnzOptions, for_account(m.connz)),
+        "LEAFZ": (m.LeafzOptions, for_account(m.leafz)),
+        "JSZ": (m.JSzOptions, for_account(m.jsz)),
         "INFO": (lambda: None, lambda o, acc: m.account_info(srv, acc)),
         "STATZ": (m.AccountStatzOptions, statz),
     }

@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 import time
 
+import gevent
 import pytest
 
 from gnatsd import Options, Server
+from gnatsd.opts import process_config_file
 
 # Go test/test.go regexes, as bytes.
 INFO_RE = re.compile(rb"INFO\s+(\{.*?\})\s*\r\n")
@@ -141,6 +144,40 @@ def raw_conn():
     yield make
     for c in conns:
         c.close()
+
+
+def on_hub(server, fn, *args, spawn=False):
+    """Run fn(*args) on the server's hub and return its result (or raise its exception):
+    as a hub callback (for code that must not yield, such as the monitor's data functions),
+    or with spawn=True in a greenlet of its own (for code that may yield)."""
+    done = threading.Event()
+    box = []
+
+    def run():
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as e:  # handed back to the test
+            box.append((False, e))
+        done.set()
+
+    if spawn:
+        server.loop.run_callback_threadsafe(gevent.spawn, run)
+    else:
+        server.loop.run_callback_threadsafe(run)
+    assert done.wait(10)
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def load_conf(tmp_path, text, name="test.conf"):
+    """Options from a config file with `text`."""
+    path = tmp_path / name
+    path.write_text(text)
+    o = Options()
+    process_config_file(o, str(path))
+    return o
 
 
 def client_subs(server):

@@ -13,7 +13,7 @@ import re
 import nats
 import pytest
 
-from conftest import ERR_RE, RawConn, check_for
+from conftest import ERR_RE, RawConn, check_for, load_conf
 from gnatsd import Options, Server
 from gnatsd.opts import ProcessConfigErr, process_config_file
 
@@ -54,14 +54,6 @@ accounts {
   }
 }
 """
-
-
-def load_conf(tmp_path, text, name="accounts.conf"):
-    path = tmp_path / name
-    path.write_text(text)
-    o = Options()
-    process_config_file(o, str(path))
-    return o
 
 
 def conf_errors(tmp_path, text):

@@ -545,18 +545,18 @@ def test_monitoring_shows_jwt_users_and_accounts(operator, servers):
 
 
 def test_reload_keeps_the_jwt_accounts(operator, servers):
-    from test_reload import in_greenlet
+    from conftest import on_hub
     from gnatsd.reload import ReloadError, reload_options
     operator.account("A")
     s = start(operator, servers)
     c = accepted(connect(s, *operator.user("A")))
-    in_greenlet(s, reload_options, s, operator.options("authorization { token: abc }\n"))
+    on_hub(s, reload_options, s, operator.options("authorization { token: abc }\n"), spawn=True)
     c.send(b"SUB x 1\r\nPUB x 1\r\nx\r\n")
     c.expect(rb"MSG x 1 1\r\nx\r\n")
     accepted(connect(s, *operator.user("A")))
     operator.account("B")
     with pytest.raises(ReloadError, match="config reload not supported for resolverPreloads"):
-        in_greenlet(s, reload_options, s, operator.options())
+        on_hub(s, reload_options, s, operator.options(), spawn=True)
 
 
 # -- config ------------------------------------------------------------------------------------

@@ -18,14 +18,13 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import nats
 import pytest
 
-from conftest import RawConn, check_for, client_subs, internal_subs
+from conftest import RawConn, check_for, client_subs, internal_subs, on_hub
 from gnatsd import Options, Server
 from gnatsd.monitor import MonitorStartError
 from gnatsd import gofmt
@@ -58,26 +57,6 @@ def getj(server, path):
     assert status == 200, (path, status, body)
     assert ctype == "application/json", ctype
     return json.loads(body)
-
-
-def on_hub(server, fn, *args):
-    """Run fn(*args) on the server's hub (where the data functions must run) and return its result."""
-    done = threading.Event()
-    box = []
-
-    def run():
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as e:  # handed back to the test
-            box.append((False, e))
-        done.set()
-
-    server.loop.run_callback_threadsafe(run)
-    assert done.wait(10)
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
 
 
 def conn(server, **connect):

@@ -5,45 +5,20 @@ is in test_cli.py; expected texts are nats-server 2.9.10's.
 from __future__ import annotations
 
 import re
-import threading
 
-import gevent
 import pytest
 
-from conftest import ERR_RE, RawConn, check_for
-from gnatsd import Options, Server
-from gnatsd.opts import process_config_file
+from conftest import ERR_RE, RawConn, check_for, load_conf, on_hub
+from gnatsd import Server
 from gnatsd.reload import ReloadError, reload_options
 
 PONG = re.compile(rb"PONG\r\n")
 
 
 def options(path, text):
-    path.write_text(text)
-    o = Options()
-    process_config_file(o, str(path))
+    o = load_conf(path.parent, text, path.name)
     o.host, o.port = "127.0.0.1", -1
     return o
-
-
-def in_greenlet(server, fn, *args):
-    """Run fn(*args) in a greenlet of the server's hub (reload may yield); its result."""
-    done = threading.Event()
-    box = []
-
-    def run():
-        try:
-            box.append((True, fn(*args)))
-        except BaseException as e:  # handed back to the test
-            box.append((False, e))
-        done.set()
-
-    server.loop.run_callback_threadsafe(gevent.spawn, run)
-    assert done.wait(10)
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
 
 
 @pytest.fixture
@@ -59,7 +34,7 @@ def conf(tmp_path):
 
     def reload(text):
         s = servers[-1]
-        return in_greenlet(s, reload_options, s, options(path, text))
+        return on_hub(s, reload_options, s, options(path, text), spawn=True)
 
     start.reload = reload
     yield start
@@ -229,4 +204,4 @@ def test_trace_turned_on_and_off(conf):
 def test_reload_without_a_config_file(make_server):
     s = make_server()
     with pytest.raises(ReloadError, match="can only reload config when a file is provided using -c or --config"):
-        in_greenlet(s, s.reload)
+        on_hub(s, s.reload, spawn=True)
