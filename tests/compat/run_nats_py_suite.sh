@@ -190,6 +190,8 @@ rows = {}
 for f in sorted(glob.glob(f"{out}/shard*.xml")):
     for tc in ET.parse(f).iter("testcase"):
         cls, name = tc.get("classname"), tc.get("name")
+        if not cls:
+            continue  # an error outside any test (e.g. at collection): its tests show as not-run
         parts = cls.split(".")
         # classname is tests.test_x.Class or tests.test_x (functions)
         mod = [p for p in parts if p.startswith("test_")]
