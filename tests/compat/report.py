@@ -107,7 +107,7 @@ def main():
         if bad_both:
             p(f"\nFailing on Go 2.9.10 too ({len(bad_both)}; features of newer servers or environment):\n")
             for nid in bad_both:
-                p(f"- `{nid}` — Go: {go[nid][1][:100]}")
+                p(f"- `{nid}` — Go: {go.get(nid, ('', 'not in its run'))[1][:100]}")
         skipped = sorted(n for n in gn if gn[n][0] == "skipped")
         if skipped:
             reasons = collections.Counter(gn[n][1] for n in skipped)
