@@ -261,6 +261,9 @@ def test_service_import_with_nats_py(srv):
 
         await responder.subscribe("svc.single", cb=answer)
         await responder.flush()
+        # nats-py's flush PING can overtake the SUB it buffered: wait until the server has it.
+        while not any(sub.icb is None for sub in srv.accounts["A"].sublist.match(b"svc.single").psubs):
+            await asyncio.sleep(0.01)
         replies = [await requester.request("single", b"ping", timeout=5) for _ in range(3)]
         await responder.close()
         await requester.close()

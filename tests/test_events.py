@@ -47,6 +47,13 @@ def url(s, user):
     return f"nats://{user}:{user}@127.0.0.1:{s.port}"
 
 
+async def until_subscribed(srv, account, count):
+    """nats-py's flush PING can overtake the SUBs it buffered: wait until the server has
+    `count` client subscriptions in `account`."""
+    while sum(1 for sub in srv.accounts[account].sublist.all_subs() if sub.icb is None) < count:
+        await asyncio.sleep(0.01)
+
+
 async def request(nc, subject, body=b"", timeout=2):
     return json.loads((await nc.request(subject, body, timeout=timeout)).data)
 
@@ -90,6 +97,7 @@ def test_account_requests(srv):
         a = await nats.connect(url(srv, "a"), name="app")
         await a.subscribe("x")
         await a.flush()
+        await until_subscribed(srv, "A", 1)
         out = {
             "connz": await request(sys_nc, "$SYS.REQ.ACCOUNT.A.CONNZ"),
             "subsz": await request(sys_nc, "$SYS.REQ.ACCOUNT.A.SUBSZ"),
@@ -129,6 +137,7 @@ def test_connect_disconnect_and_auth_error_events(srv):
         await sys_nc.subscribe("$SYS.SERVER.*.CLIENT.AUTH.ERR", cb=cb)
         await sys_nc.subscribe("$SYS.SERVER.ACCOUNT.>", cb=cb)
         await sys_nc.flush()
+        await until_subscribed(srv, "SYS", 3)
         a = await nats.connect(url(srv, "a"), name="app")
         await a.publish("x", b"12345")
         await a.flush()
