@@ -272,10 +272,13 @@ class Client(Parser):
                         rsize >>= 1
                 self.last = time.monotonic()
                 self._in_read = True
+                msgs0, bytes0 = self.in_msgs, self.in_bytes
                 try:
                     self.parse(data)
                 except ProtocolError as e:
                     self.protocol_error(e)
+                if self.in_msgs != msgs0:
+                    self.count_received(self.in_msgs - msgs0, self.in_bytes - bytes0)
                 stalled = self.flush_clients()
                 self._in_read = False
                 if stalled:
@@ -819,16 +822,21 @@ class Client(Parser):
 
     # -- delivery ------------------------------------------------------------------------
 
+    def count_received(self, msgs, size):
+        """Go: the end of readLoop's pass. What one read brought in counts for the server and
+        the account at once (the server's own messages, which no read brings, do not)."""
+        srv = self.srv
+        srv.in_msgs += msgs
+        srv.in_bytes += size
+        acc = self.acc
+        acc.in_msgs += msgs
+        acc.in_bytes += size
+
     def process_inbound_msg(self, msg):
         """Go: processInboundClientMsg. `msg` is the payload with its CRLF. Does not yield."""
         self.in_msgs += 1
         self.in_bytes += len(msg) - 2
-        srv = self.srv
-        srv.in_msgs += 1
-        srv.in_bytes += len(msg) - 2
         acc = self.acc
-        acc.in_msgs += 1
-        acc.in_bytes += len(msg) - 2
         if acc.mappings is not None:
             # Go maps in the parser, before the permission checks see the subject.
             mapped = acc.select_mapped_subject(self.pa_subject)

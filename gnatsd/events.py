@@ -207,12 +207,7 @@ def publish(c, subject, reply, body, hdr=b""):
     body = hdr + body
     c.pa_szb = str(len(body)).encode()
     c.pa_hdr, c.pa_hdb = (len(hdr), str(len(hdr)).encode()) if hdr else (-1, b"")
-    c.process_inbound_msg(body + b"\r\n")
-    # Go counts what arrives in the readloop: the server's own messages are not received ones.
-    size = len(body)
-    for counted in (c.srv, c.acc):
-        counted.in_msgs -= 1
-        counted.in_bytes -= size
+    c.process_inbound_msg(body + b"\r\n")  # received counts are the readloop's: not these
     c.flush_clients()
 
 
