@@ -109,7 +109,7 @@ def _parse_account(acc, atk, errors, warnings):
             elif lk == "exports":
                 acc.exports = parse_account_exports(vtk, errors)
             elif lk == "jetstream":
-                _account_jetstream(vtk)
+                acc.jetstream = _account_jetstream(vtk)
             elif lk == "users":
                 users_tk = vtk
                 nkey_users, users = _parse_users(vtk, errors, warnings)
@@ -127,14 +127,30 @@ def _parse_account(acc, atk, errors, warnings):
     return users, nkey_users, users_tk
 
 
+_ACCOUNT_JS_LIMITS = ("max_memory", "max_mem", "mem", "max_file", "max_store", "store", "max_streams", "streams",
+                      "max_consumers", "consumers", "max_bytes_required", "mem_max_stream_bytes",
+                      "memory_max_stream_bytes", "disk_max_stream_bytes", "store_max_stream_bytes",
+                      "max_ack_pending")
+
+
 def _account_jetstream(tk):
-    """Go: parseJetStreamForAccount. Only "off" is something gnatsd can honour yet."""
+    """Go: parseJetStreamForAccount. True when the account gets JetStream. A block of limits
+    enables it; gnatsd accepts the limits but does not enforce them yet (README)."""
     v = tk.value
-    if v is False or (isinstance(v, str) and v.lower() in ("disabled", "disable")):
-        return
-    if isinstance(v, dict) and v.get("enabled") is not None and v["enabled"].value is False:
-        return
-    raise ConfigErr(tk, "jetstream is not yet supported by gnatsd")
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        if v.lower() in ("enabled", "enable"):
+            return True
+        if v.lower() in ("disabled", "disable"):
+            return False
+        raise ConfigErr(tk, f"Expected 'enabled' or 'disabled' for string value, got '{v}'")
+    if isinstance(v, dict):
+        for mk, mtk in v.items():
+            if mk.lower() not in _ACCOUNT_JS_LIMITS and not mtk.used_variable:
+                raise UnknownConfigFieldErr(mtk, mk)
+        return True
+    raise ConfigErr(tk, f"Expected map, bool or string to define JetStream, got {type(v).__name__}")
 
 
 def parse_account_limits(tk, errors):

@@ -150,7 +150,8 @@ def shutdown_eventing(srv):
 def send_internal_msg(srv, subject, reply, msg, client=None):
     """Go: sendInternalMsg / sendInternalAccountMsg. Queue `msg` (bytes, or a dict marshalled
     as Go's JSON, whose `"server": None` the send loop fills with the server's identity, as Go
-    fills in a ServerInfo) for the system client, or `client`. Does not yield."""
+    fills in a ServerInfo, or a (header, body) pair of bytes) for the system client, or
+    `client`. Does not yield."""
     sys = srv.sys
     if sys is None or not sys.running:
         return
@@ -174,7 +175,7 @@ def server_info(srv):
     si = {"name": srv.name, "host": srv._info.get("host", ""), "id": srv.server_id}
     if srv.cluster_name:
         si["cluster"] = srv.cluster_name
-    si.update({"ver": const.VERSION, "seq": sys.seq, "jetstream": False,
+    si.update({"ver": const.VERSION, "seq": sys.seq, "jetstream": srv.js is not None,
                "time": gofmt.format_time(time.time_ns())})
     return si
 
@@ -189,15 +190,19 @@ def _drain(srv):
                     msg["server"] = server_info(srv)
                 msg = gofmt.marshal(msg).encode()
             c = client or sys.client
-            publish(c, subject.encode(), reply.encode() if reply else None, msg)
+            if isinstance(msg, tuple):
+                publish(c, subject.encode(), reply.encode() if reply else None, msg[0] + msg[1], len(msg[0]))
+            else:
+                publish(c, subject.encode(), reply.encode() if reply else None, msg)
 
 
-def publish(c, subject, reply, body):
+def publish(c, subject, reply, body, hdr=-1):
     """Process a message from an internal client as if it had arrived (Go: the send loop's
-    processInboundClientMsg, then flushClients). Does not yield."""
+    processInboundClientMsg, then flushClients); `hdr`: the length of its header block, if
+    it has one. Does not yield."""
     c.pa_subject, c.pa_reply = subject, reply
     c.pa_szb = str(len(body)).encode()
-    c.pa_hdr, c.pa_hdb = -1, b""
+    c.pa_hdr, c.pa_hdb = hdr, (str(hdr).encode() if hdr >= 0 else b"")
     c.process_inbound_msg(body + b"\r\n")
     # Go counts what arrives in the readloop: the server's own messages are not received ones.
     size = len(body)

@@ -98,6 +98,7 @@ class Server:
         self.name = opts.server_name or self.server_id
         self.cluster_name = ""  # Go: cachedClusterName, for mappings with a `cluster`
         self.sys = None  # events.Internal while the system account's events run (Go: sys)
+        self.js = None  # js.jetstream.JetStream while JetStream runs (Go: js)
         self.configure_accounts()
         self.clients = {}  # cid -> Client
         self.total_clients = 0
@@ -203,6 +204,8 @@ class Server:
         self.running = True
         if self.sys_account is not None:
             events.start_events(self)
+        if opts.jetstream:
+            self.start_jetstream()
         log.info("Starting nats-server")
         log.info("  Version:  %s (gnatsd %s)", const.VERSION, const.GNATSD_VERSION)
         log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
@@ -221,6 +224,21 @@ class Server:
                 log.warning('Clients that are not using "TLS Handshake First" option will fail to connect')
         log.info("Server is ready")
         self._accept_greenlet = gevent.spawn(self.accept_loop, self.listener)
+
+    def start_jetstream(self):
+        """Go: EnableJetStream at Start. JetStream answers through the system account's send
+        loop (events.py), so it needs one."""
+        from .js.jetstream import enable_jetstream
+        if self.sys_account is None:
+            log.error("JetStream requires a system account; not starting it")
+            return
+        try:
+            enable_jetstream(self)
+        except OSError as e:
+            log.error("Could not start JetStream: %s", e)
+            self.js = None
+            return
+        self._info["jetstream"] = True
 
     def start_monitoring(self):
         """Go: StartMonitoring. The HTTP monitor runs on this hub, beside the clients.
@@ -286,6 +304,8 @@ class Server:
             if opts.allow_non_tls:
                 info["tls_available"] = True
         info["max_payload"] = opts.max_payload
+        if self.js is not None:
+            info["jetstream"] = True
         return info
 
     def client_info_json(self, client, first=False, ldm=False):
@@ -433,8 +453,19 @@ class Server:
             self.monitor.close()
         for client in list(self.clients.values()):
             client.close_connection(ClosedState.ServerShutdown)
+        if self.js is not None:
+            gevent.spawn(self._shutdown_jetstream)  # the file stores flush: that may yield
+            return
         log.info("Server Exiting..")
         self.shutdown_complete.set()
+
+    def _shutdown_jetstream(self):
+        from .js.jetstream import shutdown_jetstream
+        try:
+            shutdown_jetstream(self)
+        finally:
+            log.info("Server Exiting..")
+            self.shutdown_complete.set()
 
     def wait_for_shutdown(self):
         """Block the calling greenlet until shutdown() has run (Go: WaitForShutdown)."""
