@@ -406,6 +406,8 @@ def _jetstream(o, k, tk, errors, warnings):
                 o.jetstream_domain = _want(mk, mtk, "str")
             elif key in ("enable", "enabled"):
                 enabled = _want(f"{k} {mk}", mtk, "bool")
+            elif key in ("disable", "disabled"):  # not in Go; gnatsd has always read it
+                enabled = not _want(f"{k} {mk}", mtk, "bool")
             elif key == "sync_interval":  # Go 2.10's option; "always" or a duration
                 if isinstance(mtk.value, str) and mtk.value.lower() == "always":
                     o.jetstream_sync_interval = "always"
