@@ -49,7 +49,8 @@ _GO_NAMES = {
     "tls_map": "TLSMap", "allow_non_tls": "AllowNonTLS", "no_auth_user": "NoAuthUser",
     "system_account": "SystemAccount", "no_system_account": "NoSystemAccount", "prof_port": "ProfPort",
     "max_closed_clients": "MaxClosedClients", "cluster_name": "Cluster", "cluster_listen": "Cluster",
-    "routes": "Routes",
+    "routes": "Routes", "jetstream_max_memory": "JetStreamMaxMemory", "jetstream_max_store": "JetStreamMaxStore",
+    "jetstream_domain": "JetStreamDomain", "jetstream_sync_interval": "SyncInterval",
 }
 _DURATIONS = {"ping_interval", "write_deadline", "lame_duck_duration", "lame_duck_grace_period"}
 
@@ -255,6 +256,11 @@ def _take_over(acc, prev):
     acc.in_msgs, acc.in_bytes = prev.in_msgs, prev.in_bytes
     acc.out_msgs, acc.out_bytes = prev.out_msgs, prev.out_bytes
     acc.slow_consumers = prev.slow_consumers
+    # JetStream's streams go on in the new Account (which accounts have JetStream does not
+    # change live).
+    acc.js = prev.js
+    if acc.js is not None:
+        acc.js.acc = acc
 
 
 def _moved_to_different_account(srv, c):

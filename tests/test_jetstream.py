@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 
 import nats
 import pytest
@@ -328,3 +327,29 @@ def test_account_jetstream_enabled(make_server, tmp_path, raw_conn):
     a = raw_conn(s, headers=True, user="a", **{"pass": "a"})
     assert api(a, "$JS.API.STREAM.CREATE.X", b'{"name":"X"}')["did_create"]
     assert "A" in s.js.accounts and "B" not in s.js.accounts
+
+
+def test_streams_go_on_after_an_accounts_reload(tmp_path):
+    from test_reload import in_greenlet, options
+    from gnatsd import Server
+    from gnatsd.reload import reload_options
+    path = tmp_path / "js.conf"
+    text = (f'jetstream {{ store_dir: "{tmp_path}" }}\n'
+            'accounts { A { jetstream: enabled, users: [{user: a, password: %s}] } }\n')
+    s = Server(options(path, text % "a")).start_in_thread()
+    try:
+        from conftest import RawConn
+        c = RawConn(s.port)
+        c.info()
+        c.send(b'CONNECT {"user":"a","pass":"a","headers":true,"verbose":false}\r\n')
+        c.ping_pong()
+        api(c, "$JS.API.STREAM.CREATE.R", b'{"name":"R","subjects":["r"]}')
+        in_greenlet(s, reload_options, s, options(path, text % "a2"))  # a new Account object for A
+        c2 = RawConn(s.port)
+        c2.info()
+        c2.send(b'CONNECT {"user":"a","pass":"a2","headers":true,"verbose":false}\r\n')
+        c2.ping_pong()
+        assert request(c2, "r", b"x")[1] == b'{"stream":"R", "seq":1}'
+        assert api(c2, "$JS.API.STREAM.INFO.R")["state"]["messages"] == 1
+    finally:
+        s.stop_thread()

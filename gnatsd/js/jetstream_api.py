@@ -352,7 +352,8 @@ def js_stream_purge_request(jsa, name, reply, body):
     if mset.cfg.sealed:
         return error_response(jsa, reply, rtype, api_error("StreamSealed"), purged=0)
     if mset.cfg.deny_purge:
-        return error_response(jsa, reply, rtype, api_error("StreamPurgeFailedF", "stream purge not permitted"), purged=0)
+        return error_response(jsa, reply, rtype, api_error("StreamPurgeFailedF", "stream purge not permitted"),
+                              purged=0)
     try:
         purged = mset.purge(req)
     except (OSError, StoreError) as e:

@@ -355,7 +355,6 @@ class Stream:
 
     def __init__(self, jsa, cfg, created, store):
         self.jsa = jsa
-        self.acc = jsa.acc
         self.srv = jsa.js.srv
         self.cfg = cfg
         self.created = created  # ns
@@ -372,6 +371,10 @@ class Stream:
     @property
     def name(self):
         return self.cfg.name
+
+    @property
+    def acc(self):
+        return self.jsa.acc  # the account may be replaced by a config reload
 
     def set_pub_ack(self):
         """Go: the pubAck prefix made in addStream (with the space Go's Sprintf puts in)."""
