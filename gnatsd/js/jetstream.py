@@ -17,6 +17,8 @@ import logging
 import os
 import time
 
+from gevent.event import Event
+
 from ..fs.store import FILE_STORAGE, MEMORY_STORAGE
 from .errors import api_error
 from .stream import Stream, check_stream_cfg, load_stream_meta, new_store
@@ -77,7 +79,9 @@ class JetStream:
         self.storage = 0  # Go: storeTotal
         self.api_total = 0
         self.api_errors = 0
-        self.started = time.time_ns()
+        self.apiq = []  # API requests for the API greenlet (jetstream_api.api_loop)
+        self.api_wake = Event()
+        self.api_loop = None
 
     def config_dict(self):
         """Go: JetStreamConfig in JSON (/varz, /jsz)."""
@@ -121,6 +125,8 @@ class JetStream:
 
     def stop(self):
         """Go: shutdownJetStream. Stop every stream (file stores flush). May yield."""
+        from .jetstream_api import stop_api
+        stop_api(self)
         for jsa in list(self.accounts.values()):
             for mset in list(jsa.streams.values()):
                 mset.stop(False)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 
 import gevent
-from gevent.event import Event
 
 from .. import gofmt
 from ..events import send_internal_msg
@@ -59,9 +58,7 @@ def set_jetstream_export_subs(jsa):
     """Go: setJetStreamExportSubs, per account: the `$JS.API.>` subscription, whose callback
     queues the request for the API greenlet. Does not yield."""
     js = jsa.js
-    if getattr(js, "apiq", None) is None:
-        js.apiq = []
-        js.api_wake = Event()
+    if js.api_loop is None:
         js.api_loop = gevent.spawn(api_loop, js)
 
     def api_dispatch(sub, c, acc, subject, reply, msg):
@@ -91,9 +88,9 @@ def api_loop(js):
 
 
 def stop_api(js):
-    loop = getattr(js, "api_loop", None)
-    if loop is not None:
-        loop.kill(block=False)
+    """Stop the API greenlet (JetStream shutdown); queued requests get no answer."""
+    if js.api_loop is not None:
+        js.api_loop.kill(block=False)
         js.api_loop = None
 
 

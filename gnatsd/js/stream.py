@@ -643,10 +643,7 @@ class Stream:
         self.closed = True
         self.unsubscribe_to_stream()
         if delete:
-            self.store.delete()
-            if self.cfg.storage == FILE_STORAGE:
-                import shutil
-                shutil.rmtree(self.jsa.stream_dir(self.cfg.name), ignore_errors=True)
+            self.store.delete()  # a file store removes its directory, meta files included
         else:
             self.store.stop()
 
