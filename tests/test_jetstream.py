@@ -353,3 +353,34 @@ def test_streams_go_on_after_an_accounts_reload(tmp_path):
         assert api(c2, "$JS.API.STREAM.INFO.R")["state"]["messages"] == 1
     finally:
         s.stop_thread()
+
+
+def test_interest_stream_without_consumers_keeps_nothing(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.I", b'{"name":"I","subjects":["i"],"retention":"interest"}')
+    assert request(c, "i", b"1")[1] == b'{"stream":"I", "seq":1}'
+    state = api(c, "$JS.API.STREAM.INFO.I")["state"]
+    assert (state["messages"], state["first_seq"], state["last_seq"]) == (0, 2, 1)
+
+
+def test_rollups(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.R", b'{"name":"R","subjects":["r.*"],"allow_rollup_hdrs":true}')
+    for subj in ("r.a", "r.a", "r.b"):
+        request(c, subj, b"x")
+    assert request(c, "r.a", b"sum", {"Nats-Rollup": "sub"})[1] == b'{"stream":"R", "seq":4}'
+    assert api(c, "$JS.API.STREAM.INFO.R")["state"]["messages"] == 2  # r.b and the rollup
+    request(c, "r.c", b"all", {"Nats-Rollup": "all"})
+    state = api(c, "$JS.API.STREAM.INFO.R")["state"]
+    assert (state["messages"], state["first_seq"]) == (1, 5)
+
+
+def test_delete_and_list_edges_and_api_counts(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","subjects":["m"],"storage":"memory"}')
+    assert api(c, "$JS.API.STREAM.MSG.DELETE.M", b'{"seq":40}')["error"] == {
+        "code": 400, "err_code": 10043, "description": "sequence 40 not found"}
+    assert api(c, "$JS.API.STREAM.LIST", b"{bad") == err("io.nats.jetstream.api.v1.stream_list_response", 400, 10025,
+                                                          "invalid JSON", total=0, offset=0, limit=0, streams=[])
+    # Go counts a failed message delete as an answer, not an API error
+    assert api(c, "$JS.API.INFO")["api"] == {"total": 3, "errors": 1}

@@ -27,7 +27,7 @@ import gevent
 
 from .. import gofmt
 from ..events import send_internal_msg
-from ..fs.store import FILE_STORAGE, ErrStoreMsgNotFound, StoreError
+from ..fs.store import FILE_STORAGE, ErrStoreEOF, ErrStoreMsgNotFound, StoreError
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
 from .stream import BadJSON, StreamConfig, config_update_check, decode_json, stored_msg_dict, want
@@ -125,23 +125,25 @@ def handle_request(jsa, subject, reply, body):
 # -- answering ----------------------------------------------------------------------------------
 
 
-def send_api_response(jsa, reply, resp):
+def send_api_response(jsa, reply, resp, counts_as_error=None):
     """Go: sendAPIResponse / sendAPIErrResponse: count the request, then answer. The JSON
-    is made before counting, as Go's handlers marshal before trackAPI."""
+    is made before counting, as Go's handlers marshal before trackAPI. An answer with an
+    error counts as one unless `counts_as_error` says otherwise (Go sends some errors with
+    sendAPIResponse)."""
     data = gofmt.marshal(resp).encode()
     jsa.api_total += 1
     jsa.js.api_total += 1
-    if "error" in resp:
+    if counts_as_error if counts_as_error is not None else "error" in resp:
         jsa.api_errors += 1
         jsa.js.api_errors += 1
     if reply:
         send_internal_msg(jsa.js.srv, reply, None, data, client=jsa.acc.internal_client())
 
 
-def error_response(jsa, reply, rtype, err, **extra):
+def error_response(jsa, reply, rtype, err, counts_as_error=True, **extra):
     resp = {"type": rtype, "error": err.to_dict()}
     resp.update(extra)
-    send_api_response(jsa, reply, resp)
+    send_api_response(jsa, reply, resp, counts_as_error)
 
 
 def is_empty_request(body):
@@ -225,8 +227,9 @@ def js_stream_update_request(jsa, name, reply, body):
     send_api_response(jsa, reply, resp)
 
 
-def _offset_filter(jsa, reply, rtype, body):
-    """The offset and subject filter of a NAMES/LIST request; None after an error answer."""
+def _offset_filter(jsa, reply, rtype, body, empty):
+    """The offset and subject filter of a NAMES/LIST request; None after an error answer
+    (whose `streams` is `empty`: Go's NAMES has null there, LIST an empty list)."""
     if is_empty_request(body):
         return 0, ""
     try:
@@ -234,7 +237,7 @@ def _offset_filter(jsa, reply, rtype, body):
         return max(want(req, "offset", int, 0), 0), want(req, "subject", str, "")
     except BadJSON:
         # Go: the paged fields and a null list follow the error (none is omitempty).
-        error_response(jsa, reply, rtype, api_error("InvalidJSON"), total=0, offset=0, limit=0, streams=None)
+        error_response(jsa, reply, rtype, api_error("InvalidJSON"), total=0, offset=0, limit=0, streams=empty)
         return None
 
 
@@ -250,7 +253,7 @@ def filtered_streams(jsa, filt):
 def js_stream_names_request(jsa, reply, body):
     """Go: jsStreamNamesRequest."""
     rtype = JS_API_STREAM_NAMES_RESPONSE_TYPE
-    got = _offset_filter(jsa, reply, rtype, body)
+    got = _offset_filter(jsa, reply, rtype, body, None)
     if got is None:
         return
     offset, filt = got
@@ -264,7 +267,7 @@ def js_stream_names_request(jsa, reply, body):
 def js_stream_list_request(jsa, reply, body):
     """Go: jsStreamListRequest."""
     rtype = JS_API_STREAM_LIST_RESPONSE_TYPE
-    got = _offset_filter(jsa, reply, rtype, body)
+    got = _offset_filter(jsa, reply, rtype, body, [])
     if got is None:
         return
     offset, filt = got
@@ -354,7 +357,7 @@ def js_stream_purge_request(jsa, name, reply, body):
     try:
         purged = mset.purge(req)
     except (OSError, StoreError) as e:
-        return error_response(jsa, reply, rtype, api_error("StreamGeneralErrorF", e), purged=0)
+        return error_response(jsa, reply, rtype, api_error("StreamGeneralErrorF", e), False, purged=0)
     send_api_response(jsa, reply, {"type": rtype, "success": True, "purged": purged})
 
 
@@ -376,15 +379,21 @@ def js_msg_delete_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, api_error("StreamSealed"))
     if mset.cfg.deny_delete:
         return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", "message delete not permitted"))
+    # Go answers the outcome with sendAPIResponse: a failed delete is not an API error.
     try:
         removed = mset.delete_msg(seq, no_erase)
+    except ErrStoreEOF:
+        if mset.cfg.storage == FILE_STORAGE:
+            return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", ErrStoreEOF()), False)
+        removed = False  # Go: the memory store just answers false
     except (OSError, StoreError) as e:
-        return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", e))
+        return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", e), False)
     if not removed:
         if mset.cfg.storage == FILE_STORAGE:
             # Go: the file store answers ErrStoreMsgNotFound for a sequence already gone.
-            return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", ErrStoreMsgNotFound()))
-        return error_response(jsa, reply, rtype, api_error("SequenceNotFoundErrF", seq=seq))
+            return error_response(jsa, reply, rtype, api_error("StreamMsgDeleteFailedF", ErrStoreMsgNotFound()),
+                                  False)
+        return error_response(jsa, reply, rtype, api_error("SequenceNotFoundErrF", seq=seq), False)
     send_api_response(jsa, reply, {"type": rtype, "success": True})
 
 

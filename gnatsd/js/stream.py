@@ -507,6 +507,15 @@ class Stream:
             log.error("JetStream resource limits exceeded for server")
             self.pub_ack_error(reply, api_error("InsufficientResources"))
             return
+        if cfg.retention == INTEREST_POLICY and self.num_consumers() == 0:
+            # Go: no interest, nothing to keep: the sequence is used, the message dropped.
+            seq = store.skip_msg(wait=False)
+            self.lmsg_id = msg_id
+            if msg_id:
+                self.store_msg_id(msg_id, seq, time.time_ns())
+            if reply:
+                store.on_synced(self._acked, reply, seq)
+            return
         olmsg_id = self.lmsg_id
         self.lmsg_id = msg_id
         try:
@@ -519,12 +528,17 @@ class Stream:
             return
         if msg_id:
             self.store_msg_id(msg_id, seq, ts)
-        if rollup == JS_MSG_ROLLUP_SUBJECT:
-            self.purge({"filter": subject.decode("utf-8", "surrogateescape"), "keep": 1})
-        elif rollup == JS_MSG_ROLLUP_ALL:
-            self.purge({"keep": 1})
+        if rollup and seq > 1:
+            # Go: purge with keep 1 right after storing, which is everything older than this
+            # message (on its subject for "sub"); without waiting, the ack's sync covers it.
+            subj = subject if rollup == JS_MSG_ROLLUP_SUBJECT else b""
+            store.purge_ex(subj, seq, 0, wait=False)
         if reply:
             store.on_synced(self._acked, reply, seq)
+
+    def num_consumers(self):
+        """Go: len(mset.consumers). Consumers come with consumer.py."""
+        return 0
 
     def _acked(self, err, reply, seq):
         """The store has `seq` on disk (or failed to): answer the publisher."""
@@ -592,7 +606,7 @@ class Stream:
             d["deleted"] = list(st.deleted)
         if st.lost is not None and (st.lost.msgs or st.lost.bytes):
             d["lost"] = {"msgs": list(st.lost.msgs) or None, "bytes": st.lost.bytes}
-        d["consumer_count"] = 0
+        d["consumer_count"] = self.num_consumers()
         return d
 
     def info(self, details=False):
