@@ -13,6 +13,7 @@ from nats.js.errors import APIError, NotFoundError, ServerError
 from gnatsd.js.stream import StreamConfig, check_stream_cfg
 
 from conftest import MSG_RE
+from test_cli import gnatsd  # noqa: F401 - the subprocess fixture
 
 
 def run(coro):
@@ -384,3 +385,31 @@ def test_delete_and_list_edges_and_api_counts(js_server, raw_conn):
                                                           "invalid JSON", total=0, offset=0, limit=0, streams=[])
     # Go counts a failed message delete as an answer, not an API error
     assert api(c, "$JS.API.INFO")["api"] == {"total": 3, "errors": 1}
+
+
+def test_acknowledged_messages_survive_kill_9(gnatsd, tmp_path):
+    """DESIGN.md §4: a PubAck means the message is on disk. SIGKILL right after the acks, and
+    the restarted server has every one of them."""
+    sd = str(tmp_path / "store")
+    g = gnatsd("-js", "-sd", sd)
+
+    async def publish():
+        nc = await nats.connect(f"nats://127.0.0.1:{g.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="DUR", subjects=["dur"])
+        acks = await asyncio.gather(*[js.publish("dur", b"m%d" % i) for i in range(200)])
+        await nc.close()
+        return max(a.seq for a in acks)
+
+    assert run(publish()) == 200
+    g.proc.kill()
+    g.proc.wait(10)
+    g2 = gnatsd("-js", "-sd", sd)
+
+    async def check():
+        nc = await nats.connect(f"nats://127.0.0.1:{g2.port}")
+        info = await nc.jetstream().stream_info("DUR")
+        await nc.close()
+        return info.state.messages, info.state.last_seq
+
+    assert run(check()) == (200, 200)

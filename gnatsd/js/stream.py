@@ -520,9 +520,11 @@ class Stream:
         self.lmsg_id = msg_id
         try:
             seq, ts = store.store_msg(subject, hdr, msg, wait=False)
-        except StoreError as e:
+        except (StoreError, OSError) as e:
             self.lmsg_id = olmsg_id
-            if not isinstance(e, ErrStoreClosed):
+            if isinstance(e, OSError):
+                log.error("JetStream failed to store a msg on stream '%s > %s': %s", self.acc.name, cfg.name, e)
+            elif not isinstance(e, ErrStoreClosed):
                 log.debug("JetStream failed to store a msg on stream '%s > %s': %s", self.acc.name, cfg.name, e)
             self.pub_ack_error(reply, api_error("StreamStoreFailedF", e))
             return
