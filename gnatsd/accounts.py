@@ -750,6 +750,7 @@ class AccountConfig:
     limits: dict = field(default_factory=dict)  # mpay, msubs, mconns, mleafs
     default_permissions: object = None
     jetstream: bool = False  # `jetstream: enabled` (or a block of limits)
+    jetstream_limits: dict = None  # Go's JetStreamAccountLimits JSON names -> values; None: no limits
 
 
 def build_accounts(configs):

@@ -109,7 +109,7 @@ def _parse_account(acc, atk, errors, warnings):
             elif lk == "exports":
                 acc.exports = parse_account_exports(vtk, errors)
             elif lk == "jetstream":
-                acc.jetstream = _account_jetstream(vtk)
+                _account_jetstream(acc, vtk, errors)
             elif lk == "users":
                 users_tk = vtk
                 nkey_users, users = _parse_users(vtk, errors, warnings)
@@ -127,30 +127,65 @@ def _parse_account(acc, atk, errors, warnings):
     return users, nkey_users, users_tk
 
 
-_ACCOUNT_JS_LIMITS = ("max_memory", "max_mem", "mem", "max_file", "max_store", "store", "max_streams", "streams",
-                      "max_consumers", "consumers", "max_bytes_required", "mem_max_stream_bytes",
-                      "memory_max_stream_bytes", "disk_max_stream_bytes", "store_max_stream_bytes",
-                      "max_ack_pending")
+# Go: parseJetStreamForAccount's keys -> JetStreamAccountLimits JSON name, and "size"/"bool".
+_ACCOUNT_JS_LIMITS = {
+    "max_memory": ("max_memory", "size"), "max_mem": ("max_memory", "size"), "mem": ("max_memory", "size"),
+    "memory": ("max_memory", "size"),
+    "max_store": ("max_storage", "size"), "max_file": ("max_storage", "size"), "max_disk": ("max_storage", "size"),
+    "store": ("max_storage", "size"), "disk": ("max_storage", "size"),
+    "max_streams": ("max_streams", "size"), "streams": ("max_streams", "size"),
+    "max_consumers": ("max_consumers", "size"), "consumers": ("max_consumers", "size"),
+    "max_bytes_required": ("max_bytes_required", "bool"), "max_stream_bytes": ("max_bytes_required", "bool"),
+    "max_bytes": ("max_bytes_required", "bool"),
+    "mem_max_stream_bytes": ("memory_max_stream_bytes", "size"),
+    "memory_max_stream_bytes": ("memory_max_stream_bytes", "size"),
+    "disk_max_stream_bytes": ("storage_max_stream_bytes", "size"),
+    "store_max_stream_bytes": ("storage_max_stream_bytes", "size"),
+    "max_ack_pending": ("max_ack_pending", "size"),
+}
 
 
-def _account_jetstream(tk):
-    """Go: parseJetStreamForAccount. True when the account gets JetStream. A block of limits
-    enables it; gnatsd accepts the limits but does not enforce them yet (README)."""
+def _account_jetstream(acc, tk, errors):
+    """Go: parseJetStreamForAccount. Sets `acc.jetstream`, and with a block its limits."""
     v = tk.value
     if isinstance(v, bool):
-        return v
+        acc.jetstream = v
+        return
     if isinstance(v, str):
         if v.lower() in ("enabled", "enable"):
-            return True
-        if v.lower() in ("disabled", "disable"):
-            return False
-        raise ConfigErr(tk, f"Expected 'enabled' or 'disabled' for string value, got '{v}'")
-    if isinstance(v, dict):
-        for mk, mtk in v.items():
-            if mk.lower() not in _ACCOUNT_JS_LIMITS and not mtk.used_variable:
-                raise UnknownConfigFieldErr(mtk, mk)
-        return True
-    raise ConfigErr(tk, f"Expected map, bool or string to define JetStream, got {type(v).__name__}")
+            acc.jetstream = True
+        elif v.lower() in ("disabled", "disable"):
+            acc.jetstream = False
+        else:
+            raise ConfigErr(tk, f"Expected 'enabled' or 'disabled' for string value, got '{v}'")
+        return
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"Expected map, bool or string to define JetStream, got {type(v).__name__}")
+    limits = {"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1, "max_ack_pending": -1,
+              "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": False}
+    for mk, mtk in v.items():
+        known = _ACCOUNT_JS_LIMITS.get(mk.lower())
+        if known is None:
+            if not mtk.used_variable:
+                errors.append(UnknownConfigFieldErr(mtk, mk))
+            continue
+        name, kind = known
+        mv = mtk.value
+        if kind == "bool":
+            if not isinstance(mv, bool):
+                raise ConfigErr(mtk, f"Expected a parseable bool for {go_quote(mk)}, got {_go_value(mv)}")
+        elif not isinstance(mv, int) or isinstance(mv, bool):
+            raise ConfigErr(mtk, f"Expected a parseable size for {go_quote(mk)}, got {_go_value(mv)}")
+        limits[name] = mv
+    acc.jetstream = True
+    acc.jetstream_limits = limits
+
+
+def _go_value(v):
+    """A config value as Go's %v prints it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 def parse_account_limits(tk, errors):

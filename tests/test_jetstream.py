@@ -66,12 +66,19 @@ def test_config_block(tmp_path):
     from gnatsd.opts import Options, ProcessConfigErr, process_config_file
     conf = tmp_path / "js.conf"
     conf.write_text(f'jetstream {{ store_dir: "{tmp_path}", max_mem: 1G, max_file_store: "2K", domain: hub }}\n'
-                    'accounts { A { jetstream: enabled }, B { jetstream { max_mem: 1M } }, C { jetstream: false } }\n')
+                    'accounts { A { jetstream: enabled }, B { jetstream { max_mem: 1M, max_bytes: true } }, '
+                    'C { jetstream: false } }\n')
     o = Options()
     process_config_file(o, str(conf))
     assert (o.jetstream, o.store_dir, o.jetstream_max_memory, o.jetstream_max_store, o.jetstream_domain) == (
         True, str(tmp_path), 1_000_000_000, 2048, "hub")
     assert [a.jetstream for a in o.accounts] == [True, True, False]
+    assert (o.accounts[1].jetstream_limits["max_memory"], o.accounts[1].jetstream_limits["max_bytes_required"],
+            o.accounts[1].jetstream_limits["max_streams"]) == (1_000_000, True, -1)
+    conf.write_text('accounts { A { jetstream { max_mem: "lots" } } }\n')
+    with pytest.raises(ProcessConfigErr) as e:
+        process_config_file(Options(), str(conf))
+    assert 'Expected a parseable size for "max_mem", got lots' in str(e.value)
     conf.write_text('jetstream: maybe\n')
     with pytest.raises(ProcessConfigErr) as e:
         process_config_file(Options(), str(conf))
@@ -413,3 +420,34 @@ def test_acknowledged_messages_survive_kill_9(gnatsd, tmp_path):
         return info.state.messages, info.state.last_seq
 
     assert run(check()) == (200, 200)
+
+
+def test_account_limits(make_server, tmp_path, raw_conn):
+    """Compared with nats-server 2.9.10 on the same config and requests."""
+    from gnatsd.accounts import AccountConfig
+    from gnatsd.auth import User
+    lim = {"max_memory": 1000, "max_storage": 5000, "max_streams": 2, "max_consumers": 3, "max_ack_pending": -1,
+           "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": False}
+    req = dict(lim, max_memory=-1, max_storage=-1, max_streams=-1, max_consumers=-1, memory_max_stream_bytes=500,
+               max_bytes_required=True)
+    s = make_server(jetstream=True, store_dir=str(tmp_path),
+                    accounts=[AccountConfig("A", jetstream=True, jetstream_limits=lim),
+                              AccountConfig("B", jetstream=True, jetstream_limits=req)],
+                    users=[User("a", "a", account="A"), User("b", "b", account="B")])
+    a = raw_conn(s, headers=True, user="a", **{"pass": "a"})
+    assert api(a, "$JS.API.INFO")["limits"] == lim
+    api(a, "$JS.API.STREAM.CREATE.M1", b'{"name":"M1","subjects":["m1"],"storage":"memory"}')
+    api(a, "$JS.API.STREAM.CREATE.M2", b'{"name":"M2","subjects":["m2"],"storage":"memory","max_bytes":600}')
+    assert api(a, "$JS.API.STREAM.CREATE.M3", b'{"name":"M3","storage":"memory"}')["error"]["err_code"] == 10027
+    assert api(a, "$JS.API.STREAM.UPDATE.M1", b'{"name":"M1","subjects":["m1"],"storage":"memory","max_bytes":2000}'
+               )["error"] == {"code": 500, "err_code": 10028, "description": "insufficient memory resources available"}
+    acks = [request(a, "m1", b"x" * 100)[1] for _ in range(9)]
+    assert acks[7] == b'{"stream":"M1", "seq":8}'
+    assert json.loads(acks[8]) == {"error": {"code": 400, "err_code": 10002,
+                                             "description": "resource limits exceeded for account"},
+                                   "stream": "M1", "seq": 0}
+    assert api(a, "$JS.API.INFO")["memory"] == 944  # Go's figure for these messages
+    b = raw_conn(s, headers=True, user="b", **{"pass": "b"})
+    assert api(b, "$JS.API.STREAM.CREATE.M1", b'{"name":"M1","storage":"memory"}')["error"]["err_code"] == 10113
+    assert api(b, "$JS.API.STREAM.CREATE.M2", b'{"name":"M2","storage":"memory","max_bytes":600}'
+               )["error"]["err_code"] == 10122

@@ -899,9 +899,10 @@ class FileStore(IndexedStore):
         IndexedStore.skip_msgs(self, seq, num)
         self._synced()
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         r = IndexedStore.remove_msg(self, seq)
-        self._synced()
+        if wait:
+            self._synced()
         return r
 
     def erase_msg(self, seq):

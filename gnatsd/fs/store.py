@@ -374,9 +374,9 @@ class StreamStore:
         """The last StoreMsg on `subject` (may hold wildcards); ErrStoreMsgNotFound."""
         raise NotImplementedError
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         """Remove one message: True, or False if it was not there; ErrStoreEOF past the
-        last sequence. May yield."""
+        last sequence. May yield; with `wait` False it does not."""
         raise NotImplementedError
 
     def erase_msg(self, seq):
@@ -748,7 +748,7 @@ class IndexedStore(StreamStore):
 
     # -- removing ------------------------------------------------------------------------------
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         """Go: RemoveMsg. True if removed, False if it was already gone; ErrStoreEOF past
         the last sequence."""
         return self._remove_checked(seq, False)

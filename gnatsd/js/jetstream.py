@@ -98,16 +98,23 @@ class JetStream:
             return self.memory > self.max_memory
         return self.storage > self.max_store
 
-    def check_limits(self, cfg, old=None):
-        """Go: checkAllLimits / checkBytesLimits, against the server's budget. Raises ApiError."""
-        if cfg.num_replicas > 1:
-            raise api_error("StreamReplicasNotSupported")
-        add = max(cfg.max_bytes, 0) - (max(old.max_bytes, 0) if old is not None else 0)
+    def check_all_limits(self, selected, cfg, current_res, max_bytes_offset=0):
+        """Go: checkAllLimits (checkLimits, checkBytesLimits): the account's limits
+        (`selected`) and this server's budget. Raises ApiError."""
+        if cfg.max_consumers > 0 and selected["max_consumers"] > 0 and cfg.max_consumers > selected["max_consumers"]:
+            raise api_error("MaximumConsumersLimit")
+        add = cfg.max_bytes if cfg.max_bytes >= 0 else 1
+        total = add * max(cfg.num_replicas, 1) + max_bytes_offset
         if cfg.storage == MEMORY_STORAGE:
-            if cfg.max_bytes > self.max_memory or (add > 0 and self.reserved(MEMORY_STORAGE) + add > self.max_memory):
-                raise api_error("MemoryResourcesExceeded")
-        elif cfg.max_bytes > self.max_store or (add > 0 and self.reserved(FILE_STORAGE) + add > self.max_store):
-            raise api_error("StorageResourcesExceeded")
+            limit, budget, name = selected["max_memory"], self.max_memory, "MemoryResourcesExceeded"
+        elif cfg.storage != FILE_STORAGE:
+            return  # Go: a request that names no storage is checked once the default is in
+        else:
+            limit, budget, name = selected["max_storage"], self.max_store, "StorageResourcesExceeded"
+        if limit >= 0 and current_res + total > limit:
+            raise api_error(name)
+        if self.reserved(cfg.storage) + add > budget:
+            raise api_error(name)
 
     def reserved(self, storage):
         """Go: the reservations: the max_bytes of every stream of that storage."""
@@ -118,7 +125,8 @@ class JetStream:
         """Go: Account.EnableJetStream. Recovers the account's file streams. May yield."""
         jsa = self.accounts.get(acc.name)
         if jsa is None:
-            jsa = self.accounts[acc.name] = JsAccount(self, acc)
+            limits = next((c.jetstream_limits for c in self.srv.opts.accounts if c.name == acc.name), None)
+            jsa = self.accounts[acc.name] = JsAccount(self, acc, limits)
             acc.js = jsa
             jsa.recover_streams()
         return jsa
@@ -146,12 +154,18 @@ class JetStream:
         return n, msgs, nbytes
 
 
+# Go: defaultJSAccountTiers: an account enabled without limits.
+NO_LIMITS = {"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1, "max_ack_pending": -1,
+             "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": False}
+
+
 class JsAccount:
     """Go: jsAccount. An account's streams and usage."""
 
-    def __init__(self, js, acc):
+    def __init__(self, js, acc, limits=None):
         self.js = js
         self.acc = acc
+        self.limits = dict(limits or NO_LIMITS)  # Go: jsa.limits[""] (no tiers yet)
         self.streams = {}  # name -> Stream
         self.memory = 0
         self.storage = 0
@@ -186,15 +200,17 @@ class JsAccount:
         """Go: Account.addStream, for one server. Returns (stream, created: bool); raises
         ApiError. May yield (the file store and the meta file)."""
         cfg = check_stream_cfg(self, config)
+        if cfg.num_replicas > 1:
+            raise api_error("StreamReplicasNotSupported")
         mset = self.streams.get(cfg.name)
         if mset is not None:
             if mset.cfg == cfg:
                 return mset, False
             raise api_error("StreamNameExist")
+        if not recovering:
+            self.js.check_all_limits(self.limits, cfg, self.tiered_reservation(cfg))
         if self.subjects_overlap(cfg.subjects):
             raise api_error("StreamSubjectOverlap")
-        if not recovering:
-            self.js.check_limits(cfg)
         try:
             store = new_store(self, cfg)
         except OSError as e:
@@ -209,6 +225,27 @@ class JsAccount:
             mset.rebuild_dedupe()
         mset.subscribe_to_stream()
         return mset, True
+
+    def tiered_reservation(self, cfg):
+        """Go: tieredReservation without tiers: the max_bytes the account's other streams of
+        the same storage reserve."""
+        return sum(m.cfg.num_replicas * m.cfg.max_bytes for m in self.streams.values()
+                   if m.cfg.max_bytes > 0 and m.cfg.storage == cfg.storage and m.cfg.name != cfg.name)
+
+    def non_clustered_stream_limits_check(self, cfg):
+        """Go: jsNonClusteredStreamLimitsCheck, on the config as the request has it."""
+        if 0 < self.limits["max_streams"] <= len(self.streams):
+            raise api_error("MaximumStreamsLimit")
+        self.js.check_all_limits(self.limits, cfg, self.tiered_reservation(cfg))
+
+    def limits_exceeded(self, storage):
+        """Go: jsAccount.limitsExceeded. The account uses more than it may."""
+        lim = self.limits
+        if storage == MEMORY_STORAGE:
+            used, per_stream, total = self.memory, lim["memory_max_stream_bytes"], lim["max_memory"]
+        else:
+            used, per_stream, total = self.storage, lim["storage_max_stream_bytes"], lim["max_storage"]
+        return (per_stream > 0 and used > per_stream) or (total >= 0 and used > total)
 
     def delete_stream(self, mset):
         """Go: stream.delete. May yield."""
@@ -243,9 +280,7 @@ class JsAccount:
     def usage(self):
         """Go: JetStreamUsage, as JSON (JetStreamAccountStats)."""
         d = {"memory": self.memory, "storage": self.storage, "streams": len(self.streams), "consumers": 0,
-             "limits": {"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
-                        "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
-                        "max_bytes_required": False}}
+             "limits": dict(self.limits)}
         if self.js.domain:
             d["domain"] = self.js.domain
         d["api"] = {"total": self.api_total, "errors": self.api_errors}

@@ -188,6 +188,7 @@ def js_stream_create_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype,
                               api_error("StreamInvalidConfigF", "stream has no mirror but does have mirror direct"))
     try:
+        jsa.non_clustered_stream_limits_check(cfg)
         mset, _ = jsa.add_stream(cfg)
     except ApiError as e:
         return error_response(jsa, reply, rtype, e)

@@ -290,6 +290,14 @@ def check_stream_cfg(jsa, config):
             if not is_valid_subject(subj.encode()):
                 raise _invalid("invalid subject")
             seen.add(subj)
+    if jsa is not None:
+        # Go: maxBytesLimits.
+        lim = jsa.limits
+        limit = lim["memory_max_stream_bytes"] if cfg.storage == MEMORY_STORAGE else lim["storage_max_stream_bytes"]
+        if lim["max_bytes_required"] and cfg.max_bytes <= 0:
+            raise api_error("StreamMaxBytesRequired")
+        if limit > 0 and cfg.max_bytes > limit:
+            raise api_error("StreamMaxStreamBytesExceeded")
     if len(cfg.subjects) > 1:
         for subj in cfg.subjects:
             for tsubj in cfg.subjects:
@@ -324,7 +332,15 @@ def config_update_check(jsa, old, new):
         cfg.discard = DISCARD_NEW
         cfg.deny_delete = cfg.deny_purge = True
         cfg.allow_rollup_hdrs = False
-    jsa.js.check_limits(cfg, old)
+    # Go: only the growth of max_bytes is reserved anew.
+    new_max_bytes = cfg.max_bytes
+    offset = 0
+    if old.max_bytes > 0 and cfg.num_replicas > old.num_replicas:
+        offset = old.max_bytes * (cfg.num_replicas - old.num_replicas)
+    cfg.max_bytes = max(cfg.max_bytes - old.max_bytes, 0)
+    reserved = jsa.tiered_reservation(cfg) + old.num_replicas * old.max_bytes
+    jsa.js.check_all_limits(jsa.limits, cfg, reserved, offset)
+    cfg.max_bytes = new_max_bytes
     return cfg
 
 
@@ -527,6 +543,12 @@ class Stream:
             elif not isinstance(e, ErrStoreClosed):
                 log.debug("JetStream failed to store a msg on stream '%s > %s': %s", self.acc.name, cfg.name, e)
             self.pub_ack_error(reply, api_error("StreamStoreFailedF", e))
+            return
+        if self.jsa.limits_exceeded(cfg.storage):
+            log.warning("JetStream resource limits exceeded for account: %s", gofmt.go_quote(self.acc.name))
+            self.pub_ack_error(reply, api_error("AccountResourcesExceeded"))
+            self.lmsg_id = olmsg_id
+            store.remove_msg(seq, wait=False)
             return
         if msg_id:
             self.store_msg_id(msg_id, seq, ts)
