@@ -65,8 +65,9 @@ STREAM_META_SUM = "meta.sum"  # Go: JetStreamMetaFileSum
 RETENTION = {"limits": LIMITS_POLICY, "interest": INTEREST_POLICY, "workqueue": WORK_QUEUE_POLICY}
 DISCARD = {"old": DISCARD_OLD, "new": DISCARD_NEW}
 STORAGE = {"file": FILE_STORAGE, "memory": MEMORY_STORAGE}
-_NAMES = {id(RETENTION): {v: k for k, v in RETENTION.items()}, id(DISCARD): {v: k for k, v in DISCARD.items()},
-          id(STORAGE): {v: k for k, v in STORAGE.items()}}
+RETENTION_NAMES = {v: k for k, v in RETENTION.items()}
+DISCARD_NAMES = {v: k for k, v in DISCARD.items()}
+STORAGE_NAMES = {v: k for k, v in STORAGE.items()}
 
 
 class BadJSON(ValueError):
@@ -198,7 +199,7 @@ class StreamConfig:
             d["description"] = self.description
         if self.subjects:
             d["subjects"] = list(self.subjects)
-        d["retention"] = _NAMES[id(RETENTION)][self.retention]
+        d["retention"] = RETENTION_NAMES[self.retention]
         d["max_consumers"] = self.max_consumers
         d["max_msgs"] = self.max_msgs
         d["max_bytes"] = self.max_bytes
@@ -206,8 +207,8 @@ class StreamConfig:
         d["max_msgs_per_subject"] = self.max_msgs_per_subject
         if self.max_msg_size:
             d["max_msg_size"] = self.max_msg_size
-        d["discard"] = _NAMES[id(DISCARD)][self.discard]
-        d["storage"] = _NAMES[id(STORAGE)].get(self.storage, "file")
+        d["discard"] = DISCARD_NAMES[self.discard]
+        d["storage"] = STORAGE_NAMES.get(self.storage, "file")
         d["num_replicas"] = self.num_replicas
         if self.no_ack:
             d["no_ack"] = True
@@ -393,12 +394,13 @@ class Stream:
         return self.jsa.acc  # the account may be replaced by a config reload
 
     def set_pub_ack(self):
-        """Go: the pubAck prefix made in addStream (with the space Go's Sprintf puts in)."""
+        """Go: the pubAck prefix made in addStream, with Sprintf's %q and its spaces."""
         domain = self.jsa.js.domain
+        name = gofmt.go_quote(self.cfg.name)
         if domain:
-            self.pub_ack = f'{{"stream":{json.dumps(self.cfg.name)}, "domain":{json.dumps(domain)}, "seq":'.encode()
+            self.pub_ack = f'{{"stream":{name}, "domain":{gofmt.go_quote(domain)}, "seq":'.encode()
         else:
-            self.pub_ack = f'{{"stream":{json.dumps(self.cfg.name)}, "seq":'.encode()
+            self.pub_ack = f'{{"stream":{name}, "seq":'.encode()
 
     def storage_updated(self, md, bd, seq, subj):
         """Go: storeUpdates. Keeps the account's and the server's usage."""
@@ -486,7 +488,7 @@ class Stream:
                         self.send(reply, self.pub_ack + str(seq).encode() + b',"duplicate": true}')
                     return
             bseq = get_header(JS_EXPECTED_LAST_SUBJ_SEQ, hdr)
-            if bseq is not None:
+            if bseq:
                 want_seq = _parse_seq(bseq)
                 try:
                     fseq = store.load_last_msg(subject).seq
@@ -496,7 +498,7 @@ class Stream:
                     self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=fseq))
                     return
             bseq = get_header(JS_EXPECTED_LAST_SEQ, hdr)
-            if bseq is not None:
+            if bseq:
                 lseq = store.fast_state().last_seq
                 if _parse_seq(bseq) != lseq:
                     self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=lseq))
@@ -764,12 +766,8 @@ class Stream:
 
 
 def _parse_seq(b):
-    """Go: strconv.ParseUint, 0 when it fails."""
-    try:
-        v = int(b)
-    except ValueError:
-        return 0
-    return v if v >= 0 else 0
+    """Go: uint64(parseInt64(b)): decimal digits only, else -1 (which no sequence equals)."""
+    return int(b) if b.isdigit() else -1
 
 
 def _write_file(path, data):
