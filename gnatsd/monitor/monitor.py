@@ -726,13 +726,16 @@ def jsz(s, opts=None):
             if opts.account and name != opts.account:
                 continue
             jsa = js.accounts[name]
+            # Go: the account's reservations are its limits, as uint64 (-1: no limit).
             ad = {"name": name, "id": name, "memory": jsa.memory, "storage": jsa.storage,
-                  "reserved_memory": UINT64_MAX, "reserved_storage": UINT64_MAX, "accounts": 0, "ha_assets": 0,
+                  "reserved_memory": jsa.limits["max_memory"] % (UINT64_MAX + 1),
+                  "reserved_storage": jsa.limits["max_storage"] % (UINT64_MAX + 1), "accounts": 0, "ha_assets": 0,
                   "api": {"total": jsa.api_total, "errors": jsa.api_errors}}
             if opts.streams and jsa.streams:
                 sd = []
                 for mset in sorted(jsa.streams.values(), key=lambda m: m.cfg.name):
-                    e = {"name": mset.cfg.name, "created": format_time(mset.created)}
+                    e = {"name": mset.cfg.name, "created": format_time(mset.created),
+                         "cluster": {"leader": s.name}}
                     if opts.config:
                         e["config"] = mset.cfg.to_dict()
                     e["state"] = mset.state_dict()
@@ -744,7 +747,7 @@ def jsz(s, opts=None):
     return d
 
 
-UINT64_MAX = 2**64 - 1  # Go: the reservation of an account without limits, as a uint64
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass
