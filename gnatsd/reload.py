@@ -172,6 +172,8 @@ def apply_options(srv, cur, new, changed):
             log.error("Failed to write pidfile: %s", e)
     if changed & _AUTH:
         reload_authorization(srv)
+        if srv.js is not None:
+            srv.js.configure_accounts()  # Go: configAllJetStreamAccounts
     log.info("Reloaded server configuration")
 
 

@@ -451,3 +451,31 @@ def test_account_limits(make_server, tmp_path, raw_conn):
     assert api(b, "$JS.API.STREAM.CREATE.M1", b'{"name":"M1","storage":"memory"}')["error"]["err_code"] == 10113
     assert api(b, "$JS.API.STREAM.CREATE.M2", b'{"name":"M2","storage":"memory","max_bytes":600}'
                )["error"]["err_code"] == 10122
+
+
+def test_reload_turns_account_jetstream_on_and_off(tmp_path):
+    from test_reload import in_greenlet, options
+    from gnatsd import Server
+    from gnatsd.reload import reload_options
+    from conftest import RawConn
+    path = tmp_path / "js.conf"
+    text = (f'jetstream {{ store_dir: "{tmp_path}" }}\n'
+            'accounts { A { jetstream: %s, users: [{user: a, password: a}] } }\n')
+    s = Server(options(path, text % "enabled")).start_in_thread()
+    try:
+        c = RawConn(s.port)
+        c.info()
+        c.send(b'CONNECT {"user":"a","pass":"a","headers":true,"no_responders":true,"verbose":false}\r\n')
+        c.ping_pong()
+        api(c, "$JS.API.STREAM.CREATE.R", b'{"name":"R","subjects":["r"]}')
+        request(c, "r", b"x")
+        in_greenlet(s, reload_options, s, options(path, text % "disabled"))
+        c.send(b"SUB _INBOX.r 99\r\nPUB $JS.API.INFO _INBOX.r 0\r\n\r\n")
+        c.expect(rb"HMSG _INBOX\.r 99 \d+ \d+\r\nNATS/1.0 503")  # no responders: JetStream is off
+        c.send(b"UNSUB 99\r\n")
+        in_greenlet(s, reload_options, s, options(path, text % "{ max_streams: 1 }"))
+        info = api(c, "$JS.API.INFO")
+        assert (info["streams"], info["limits"]["max_streams"]) == (1, 1)  # R came back from disk
+        assert api(c, "$JS.API.STREAM.INFO.R")["state"]["messages"] == 1
+    finally:
+        s.stop_thread()

@@ -125,11 +125,38 @@ class JetStream:
         """Go: Account.EnableJetStream. Recovers the account's file streams. May yield."""
         jsa = self.accounts.get(acc.name)
         if jsa is None:
-            limits = next((c.jetstream_limits for c in self.srv.opts.accounts if c.name == acc.name), None)
-            jsa = self.accounts[acc.name] = JsAccount(self, acc, limits)
+            jsa = self.accounts[acc.name] = JsAccount(self, acc, self.account_limits(acc.name))
             acc.js = jsa
             jsa.recover_streams()
         return jsa
+
+    def account_limits(self, name):
+        """The configured limits of account `name` (None: none)."""
+        return next((c.jetstream_limits for c in self.srv.opts.accounts if c.name == name), None)
+
+    def configure_accounts(self):
+        """Go: configAllJetStreamAccounts after a reload: accounts that gained `jetstream`
+        start it (their file streams come back), accounts that lost it stop theirs (kept on
+        disk), the others take their new limits. May yield."""
+        from .jetstream_api import set_jetstream_export_subs
+        wanted = {a.name: a for a in jetstream_accounts(self.srv)}
+        for name, jsa in list(self.accounts.items()):
+            if name not in wanted:
+                self.disable_account(jsa)
+            else:
+                jsa.limits = dict(self.account_limits(name) or NO_LIMITS)
+        for name, acc in wanted.items():
+            if name not in self.accounts:
+                set_jetstream_export_subs(self.enable_account(acc))
+
+    def disable_account(self, jsa):
+        """Go: Account.DisableJetStream: its streams stop (their files stay). May yield."""
+        del self.accounts[jsa.acc.name]
+        jsa.acc.internal_client().unsubscribe(jsa.api_sub)
+        for mset in list(jsa.streams.values()):
+            mset.stop(False)
+        jsa.streams.clear()
+        jsa.acc.js = None
 
     def stop(self):
         """Go: shutdownJetStream. Stop every stream (file stores flush). May yield."""
@@ -171,6 +198,7 @@ class JsAccount:
         self.storage = 0
         self.api_total = 0
         self.api_errors = 0
+        self.api_sub = None  # the `$JS.API.>` subscription (jetstream_api.set_jetstream_export_subs)
 
     def stream_dir(self, name):
         return os.path.join(self.js.store_dir, self.acc.name, STREAMS_DIR, name)
