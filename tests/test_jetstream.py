@@ -479,3 +479,22 @@ def test_reload_turns_account_jetstream_on_and_off(tmp_path):
         assert api(c, "$JS.API.STREAM.INFO.R")["state"]["messages"] == 1
     finally:
         s.stop_thread()
+
+
+def test_stream_action_advisories(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    sub = raw_conn(js_server)
+    sub.send(b"SUB $JS.EVENT.ADVISORY.STREAM.> 7\r\n")
+    sub.ping_pong()
+    api(c, "$JS.API.STREAM.CREATE.V", b'{"name":"V","subjects":["v"]}')
+    api(c, "$JS.API.STREAM.UPDATE.V", b'{"name":"V","subjects":["v","w"]}')
+    api(c, "$JS.API.STREAM.DELETE.V")
+    got = []
+    for _ in range(3):
+        m = sub.expect(rb"MSG (\S+) 7 (\d+)\r\n")
+        got.append((m.group(1), json.loads(sub.read_exact(int(m.group(2)) + 2))))
+    assert [(s, a["stream"], a["action"], list(a)) for s, a in got] == [
+        (b"$JS.EVENT.ADVISORY.STREAM.%s.V" % kind, "V", action,
+         ["type", "id", "timestamp", "stream", "action"])
+        for kind, action in ((b"CREATED", "create"), (b"UPDATED", "modify"), (b"DELETED", "delete"))]
+    assert got[0][1]["type"] == "io.nats.jetstream.advisory.v1.stream_action"

@@ -252,6 +252,7 @@ class JsAccount:
         else:
             mset.rebuild_dedupe()
         mset.subscribe_to_stream()
+        mset.send_action_advisory("create")  # Go: at recovery too
         return mset, True
 
     def tiered_reservation(self, cfg):

@@ -59,6 +59,11 @@ JS_MSG_ROLLUP_SUBJECT = b"sub"
 JS_MSG_ROLLUP_ALL = b"all"
 MAX_HDR = 65535  # Go: math.MaxUint16
 
+JS_ADVISORY_STREAM_CREATED_PRE = "$JS.EVENT.ADVISORY.STREAM.CREATED"
+JS_ADVISORY_STREAM_DELETED_PRE = "$JS.EVENT.ADVISORY.STREAM.DELETED"
+JS_ADVISORY_STREAM_UPDATED_PRE = "$JS.EVENT.ADVISORY.STREAM.UPDATED"
+JS_STREAM_ACTION_ADVISORY_TYPE = "io.nats.jetstream.advisory.v1.stream_action"
+
 STREAM_META_FILE = "meta.inf"  # Go: JetStreamMetaFile
 STREAM_META_SUM = "meta.sum"  # Go: JetStreamMetaFileSum
 
@@ -449,6 +454,20 @@ class Stream:
             resp = {"error": err.to_dict(), "stream": self.cfg.name, "seq": 0}
             self.send(reply, gofmt.marshal(resp).encode())
 
+    def send_action_advisory(self, action):
+        """Go: sendCreateAdvisory / sendDeleteAdvisoryLocked / sendUpdateAdvisoryLocked
+        (`action`: "create", "delete", "modify"), published in the stream's account."""
+        from ..events import _nuid
+        prefix = {"create": JS_ADVISORY_STREAM_CREATED_PRE, "delete": JS_ADVISORY_STREAM_DELETED_PRE,
+                  "modify": JS_ADVISORY_STREAM_UPDATED_PRE}[action]
+        adv = {"type": JS_STREAM_ACTION_ADVISORY_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
+               "stream": self.cfg.name, "action": action}
+        if self.cfg.template_owner and action != "modify":
+            adv["template"] = self.cfg.template_owner
+        if self.jsa.js.domain:
+            adv["domain"] = self.jsa.js.domain
+        self.send(f"{prefix}.{self.cfg.name}", gofmt.marshal(adv).encode())
+
     # -- the message path ----------------------------------------------------------------------
 
     def process_inbound_jetstream_msg(self, sub, c, acc, subject, reply, msg):
@@ -657,6 +676,7 @@ class Stream:
             self.unsubscribe(self.direct_subs)
         self.store.update_config(cfg)
         self.write_stream_meta()
+        self.send_action_advisory("modify")
 
     def purge(self, req):
         """Go: stream.purge. `req`: the decoded request ({} or None for everything).
@@ -683,6 +703,7 @@ class Stream:
         self.closed = True
         self.unsubscribe_to_stream()
         if delete:
+            self.send_action_advisory("delete")
             self.store.delete()  # a file store removes its directory, meta files included
         else:
             self.store.stop()
