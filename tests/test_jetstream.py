@@ -498,3 +498,30 @@ def test_stream_action_advisories(js_server, raw_conn):
          ["type", "id", "timestamp", "stream", "action"])
         for kind, action in ((b"CREATED", "create"), (b"UPDATED", "modify"), (b"DELETED", "delete"))]
     assert got[0][1]["type"] == "io.nats.jetstream.advisory.v1.stream_action"
+
+
+BAD_BODIES = [b"[]", b'"x"', b"1", b"null", b"{}", b'{"name":1}', b'{"name":"Z","subjects":[1]}',
+              b'{"seq":-1}', b'{"seq":1e30}', b'{"seq":18446744073709551616}', b'{"seq":"1"}',
+              b'{"name":"Z","max_msgs":9223372036854775808}', b'{"name":"Z","max_msg_size":2147483648}',
+              b"[" * 5000 + b"]" * 5000, b'{"name":"Z","subjects":["\xff\xfe"]}', b"\xff\xfe\x00",
+              b'{"name":"Z","placement":"x"}', b'{"name":"Z","sources":[1]}', b'{"filter":5}', b'{"keep":-1}',
+              b'{"last_by_subj":">"}', b'{"next_by_subj":"*","seq":1}', b'{"deleted_details":"yes"}',
+              b'{"subjects_filter":"\\u0000"}', b'{"offset":-5}', b'{"name":"a\\u0000b"}', b'{"name":"\xc3\xa9"}']
+API_SUBJECTS = ["$JS.API.STREAM.CREATE.Z", "$JS.API.STREAM.UPDATE.Z", "$JS.API.STREAM.INFO.Z",
+                "$JS.API.STREAM.DELETE.Z", "$JS.API.STREAM.PURGE.Z", "$JS.API.STREAM.MSG.GET.Z",
+                "$JS.API.STREAM.MSG.DELETE.Z", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.INFO",
+                "$JS.API.DIRECT.GET.Z", "$JS.API.STREAM.CREATE.a\x00b", "$JS.API.STREAM.CREATE.\xc3\xa9"]
+
+
+def test_bad_input_never_breaks_the_api(js_server, raw_conn, caplog):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.Z", b'{"name":"Z","subjects":["z.>"],"allow_direct":true}')
+    request(c, "z.a", b"x")
+    c.send(b"SUB _INBOX.bad 5\r\n")
+    for subject in API_SUBJECTS:
+        for body in BAD_BODIES:
+            c.send(b"PUB %s _INBOX.bad %d\r\n%s\r\n" % (subject.encode("utf-8", "surrogateescape"), len(body), body))
+    c.ping_pong()
+    # the API still works, and no handler raised
+    assert api(c, "$JS.API.INFO")["type"] == "io.nats.jetstream.api.v1.account_info_response"
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]

@@ -241,16 +241,21 @@ class JsAccount:
             raise api_error("StreamSubjectOverlap")
         try:
             store = new_store(self, cfg)
-        except OSError as e:
-            raise api_error("StreamCreateErrF", f"error creating store for stream: {e}") from None
+        except (OSError, ValueError) as e:  # ValueError: a name the file system refuses (NUL)
+            log.warning("Stream create failed for '%s > %s': %s", self.acc.name, cfg.name, e)
+            raise api_error("StreamCreateErrF", "error creating store for stream") from None
         mset = Stream(self, cfg, created or time.time_ns(), store)
-        st = store.fast_state()
-        self.update_usage(cfg.storage, st.bytes)
-        self.streams[cfg.name] = mset
         if not recovering:
-            mset.write_stream_meta()
+            try:
+                mset.write_stream_meta()
+            except OSError as e:
+                log.warning("Stream create failed for '%s > %s': %s", self.acc.name, cfg.name, e)
+                store.delete()
+                raise api_error("StreamCreateErrF", "error creating store for stream") from None
         else:
             mset.rebuild_dedupe()
+        self.update_usage(cfg.storage, store.fast_state().bytes)
+        self.streams[cfg.name] = mset
         mset.subscribe_to_stream()
         mset.send_action_advisory("create")  # Go: at recovery too
         return mset, True
