@@ -29,6 +29,7 @@ from .. import gofmt
 from ..events import send_internal_msg
 from ..fs.filestore import FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
+from ..hub import run_blocking
 from ..fs.store import (
     DISCARD_NEW, DISCARD_OLD, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, MEMORY_STORAGE,
     WORK_QUEUE_POLICY, ErrStoreClosed, StoreError,
@@ -710,7 +711,8 @@ class Stream:
 
     def write_stream_meta(self):
         """Go: writeStreamMeta. meta.inf holds Go's FileStreamInfo JSON (created, then the
-        config's fields); meta.sum the SHA-256 of it in hex (Go: a keyed HighwayHash)."""
+        config's fields); meta.sum the SHA-256 of it in hex (Go: a keyed HighwayHash).
+        May yield."""
         if self.cfg.storage != FILE_STORAGE:
             return
         d = {"created": gofmt.format_time(self.created)}
@@ -792,11 +794,12 @@ def _parse_seq(b):
 
 
 def _write_file(path, data):
+    """Write `path` whole or not at all. May yield: the fsync runs in the hub's thread pool."""
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        run_blocking(os.fsync, f.fileno())
     os.replace(tmp, path)
 
 
