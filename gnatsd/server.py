@@ -227,11 +227,14 @@ class Server:
 
     def start_jetstream(self):
         """Go: EnableJetStream at Start. JetStream answers through the system account's send
-        loop (events.py), so it needs one."""
+        loop (events.py): without one (no_system_account), the default one is made, as Go's
+        SetDefaultSystemAccount."""
         from .js.jetstream import enable_jetstream
         if self.sys_account is None:
-            log.error("JetStream requires a system account; not starting it")
-            return
+            acc = self.accounts.get(SYSTEM_ACCOUNT) or Account(SYSTEM_ACCOUNT)
+            acc.srv = self
+            self.accounts[SYSTEM_ACCOUNT] = self.sys_account = acc
+            events.start_events(self)
         try:
             enable_jetstream(self)
         except OSError as e:

@@ -525,3 +525,19 @@ def test_bad_input_never_breaks_the_api(js_server, raw_conn, caplog):
     # the API still works, and no handler raised
     assert api(c, "$JS.API.INFO")["type"] == "io.nats.jetstream.api.v1.account_info_response"
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+def test_lazy_sync_interval(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path), jetstream_sync_interval="0.05")
+    c = raw_conn(s, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.L", b'{"name":"L","subjects":["l"]}')
+    assert request(c, "l", b"x")[1] == b'{"stream":"L", "seq":1}'
+    assert s.js.config_dict()["sync_interval"] == 50_000_000
+    assert s.js.accounts["$G"].streams["L"].store._sync_always is False
+
+
+def test_jetstream_without_a_system_account_makes_one(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path), no_system_account=True)
+    c = raw_conn(s, headers=True)
+    assert api(c, "$JS.API.INFO")["streams"] == 0
+    assert s.sys_account is not None and s.sys_account.name == "$SYS"
