@@ -204,14 +204,14 @@ class Server:
         self.running = True
         if self.sys_account is not None:
             events.start_events(self)
-        if opts.jetstream:
-            self.start_jetstream()
         log.info("Starting nats-server")
         log.info("  Version:  %s (gnatsd %s)", const.VERSION, const.GNATSD_VERSION)
         log.info("  Python:   %s %s", sys.implementation.name, sys.version.split()[0])
         log.info("  Name:     %s", self.name)
         log.info("  ID:       %s", self.server_id)
         auth.check_auth_for_warnings(self)
+        if opts.jetstream:
+            self.start_jetstream()
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
