@@ -541,3 +541,25 @@ def test_jetstream_without_a_system_account_makes_one(make_server, tmp_path, raw
     c = raw_conn(s, headers=True)
     assert api(c, "$JS.API.INFO")["streams"] == 0
     assert s.sys_account is not None and s.sys_account.name == "$SYS"
+
+
+def test_api_audit_advisories(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    sub = raw_conn(js_server)
+    sub.send(b"SUB $JS.EVENT.ADVISORY.API 7\r\n")
+    sub.ping_pong()
+    api(c, "$JS.API.STREAM.CREATE.AU", b'{"name":"AU","storage":"memory"}')
+    request(c, "AU", b"x")
+    api(c, "$JS.API.STREAM.MSG.GET.AU", b'{"seq":1}')  # Go: neither counted nor audited
+    api(c, "$JS.API.STREAM.INFO.NOPE")
+    audits = []
+    for _ in range(2):
+        m = sub.expect(rb"MSG \S+ 7 (\d+)\r\n")
+        audits.append(json.loads(sub.read_exact(int(m.group(1)) + 2)))
+    assert [list(a) for a in audits] == [
+        ["type", "id", "timestamp", "server", "client", "subject", "request", "response"],
+        ["type", "id", "timestamp", "server", "client", "subject", "response"]]
+    assert [a["subject"] for a in audits] == ["$JS.API.STREAM.CREATE.AU", "$JS.API.STREAM.INFO.NOPE"]
+    assert audits[0]["client"]["acc"] == "$G" and audits[0]["client"]["server"] == js_server.name
+    assert json.loads(audits[1]["response"])["error"]["err_code"] == 10059
+    assert api(c, "$JS.API.INFO")["api"] == {"total": 2, "errors": 1}

@@ -82,6 +82,7 @@ class JetStream:
         self.apiq = []  # API requests for the API greenlet (jetstream_api.api_loop)
         self.api_wake = Event()
         self.api_loop = None
+        self.request = None  # (subject, body, client info) of the request being answered
 
     def config_dict(self):
         """Go: JetStreamConfig in JSON (/varz, /jsz)."""

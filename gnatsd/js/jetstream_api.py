@@ -14,6 +14,10 @@ each JetStream-enabled account's internal client to `$JS.API.>` instead (set_jet
 so the account is known without the header. /accountz therefore lists no `$JS.API.>` import,
 and the subscription counts of an account include that one subscription (see DIFFERENCES.md).
 
+Every answer but a found MSG.GET is counted in the API stats and audited on
+`$JS.EVENT.ADVISORY.API` (Go: sendAPIResponse, sendJetStreamAPIAuditAdvisory), with the
+requester's account, round-trip time and this server as its client info.
+
 Requests are queued and handled in one greenlet (Go: jsAPIRoutedReqs, which Go uses for
 requests from routes): creating, purging or deleting a file stream waits for the disk, and
 a publisher's readloop must not. Answers go out through events.send_internal_msg from the
@@ -22,6 +26,7 @@ account's internal client. Unknown API subjects get no answer, as in Go.
 from __future__ import annotations
 
 import logging
+import time
 
 import gevent
 
@@ -36,6 +41,8 @@ log = logging.getLogger("gnatsd")
 
 JS_API_PREFIX = "$JS.API"
 JS_ALL_API = b"$JS.API.>"
+JS_AUDIT_ADVISORY = "$JS.EVENT.ADVISORY.API"  # Go: JSAuditAdvisory
+JS_API_AUDIT_TYPE = "io.nats.jetstream.advisory.v1.api_audit"
 JS_API_NAMES_LIMIT = 1024  # Go: JSApiNamesLimit
 JS_API_LIST_LIMIT = 256  # Go: JSApiListLimit
 JS_MAX_SUBJECT_DETAILS = 100_000  # Go: JSMaxSubjectDetails
@@ -64,8 +71,14 @@ def set_jetstream_export_subs(jsa):
     def api_dispatch(sub, c, acc, subject, reply, msg):
         hdr = c.pa_hdr
         body = msg[hdr:-2] if hdr > 0 else msg[:-2]
+        # Go: the ClientInfo of the Nats-Request-Info header, for the audit advisory.
+        ci = {"acc": c.acc.name}
+        rtt = int(c.rtt * 1e9)
+        if rtt:
+            ci["rtt"] = rtt
+        ci["server"] = js.srv.name
         js.apiq.append((jsa, subject.decode("utf-8", "surrogateescape"),
-                        reply.decode("utf-8", "surrogateescape") if reply else "", body))
+                        reply.decode("utf-8", "surrogateescape") if reply else "", body, ci))
         js.api_wake.set()
 
     jsa.api_sub = jsa.acc.subscribe_internal(JS_ALL_API, api_dispatch)
@@ -78,9 +91,10 @@ def api_loop(js):
         js.api_wake.clear()
         while js.apiq:
             batch, js.apiq = js.apiq, []
-            for jsa, subject, reply, body in batch:
+            for jsa, subject, reply, body, ci in batch:
                 if jsa.acc.js is not jsa:
                     continue  # JetStream stopped for this account meanwhile
+                js.request = (subject, body, ci)  # for the audit advisory of its answer
                 try:
                     handle_request(jsa, subject, reply, body)
                 except Exception:  # noqa: BLE001 - a bug must not stop the API
@@ -130,14 +144,31 @@ def send_api_response(jsa, reply, resp, counts_as_error=None):
     is made before counting, as Go's handlers marshal before trackAPI. An answer with an
     error counts as one unless `counts_as_error` says otherwise (Go sends some errors with
     sendAPIResponse)."""
-    data = gofmt.marshal(resp).encode()
+    data = gofmt.marshal(resp)
+    js = jsa.js
     jsa.api_total += 1
-    jsa.js.api_total += 1
+    js.api_total += 1
     if counts_as_error if counts_as_error is not None else "error" in resp:
         jsa.api_errors += 1
-        jsa.js.api_errors += 1
+        js.api_errors += 1
+    client = jsa.acc.internal_client()
     if reply:
-        send_internal_msg(jsa.js.srv, reply, None, data, client=jsa.acc.internal_client())
+        send_internal_msg(js.srv, reply, None, data.encode(), client=client)
+    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(api_audit(js, data)).encode(), client=client)
+
+
+def api_audit(js, response):
+    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for the request being answered."""
+    from ..events import _nuid
+    subject, body, ci = js.request
+    adv = {"type": JS_API_AUDIT_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
+           "server": js.srv.name, "client": ci, "subject": subject}
+    if body:
+        adv["request"] = body.decode("utf-8", "replace")
+    adv["response"] = response
+    if js.domain:
+        adv["domain"] = js.domain
+    return adv
 
 
 def error_response(jsa, reply, rtype, err, counts_as_error=True, **extra):
@@ -418,7 +449,10 @@ def js_msg_get_request(jsa, name, reply, body):
     sm = mset.load(seq, last_for, next_for)
     if sm is None:
         return error_response(jsa, reply, rtype, api_error("NoMessageFound"))
-    send_api_response(jsa, reply, {"type": rtype, "message": stored_msg_dict(sm)})
+    # Go: the message goes out with sendInternalAccountMsg: neither counted nor audited.
+    if reply:
+        data = gofmt.marshal({"type": rtype, "message": stored_msg_dict(sm)}).encode()
+        send_internal_msg(jsa.js.srv, reply, None, data, client=jsa.acc.internal_client())
 
 
 _STREAM_HANDLERS = {
