@@ -227,6 +227,7 @@ class Account:
         self.srv = None
         self.ic = None  # the internal client for service imports (Go: ic)
         self.isid = 0
+        self.js = None  # js.jetstream.JsAccount while JetStream runs for this account (Go: js)
         self.si_reply = None  # this account's `_R_.xxxxxx.` prefix
         self.prand = random.Random()
         self.updated = time.time()
@@ -868,6 +869,8 @@ class AccountConfig:
     mappings: list = field(default_factory=list)  # (source, [transform.MapDest])
     limits: dict = field(default_factory=dict)  # mpay, msubs, mconns, mleafs
     default_permissions: object = None
+    jetstream: bool = False  # `jetstream: enabled` (or a block of limits)
+    jetstream_limits: dict = None  # Go's JetStreamAccountLimits JSON names -> values; None: no limits
 
 
 def build_accounts(configs):

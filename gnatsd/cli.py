@@ -8,7 +8,7 @@ It patches the process for gevent first thing (and is the only module that does)
 nats-server's flags and config file (`opts.configure_options`), configures logging
 (`log.configure_logging`), installs the signal handlers (`signals.handle_signals`), starts
 the server and waits for it to shut down. Flags for features gnatsd does not have yet
-(HTTPS monitoring, JetStream, clustering, syslog, profiling) are accepted and logged as not
+(HTTPS monitoring, clustering, syslog, profiling) are accepted and logged as not
 yet supported, so that command lines written for nats-server keep working.
 
 Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for --help,
@@ -104,7 +104,7 @@ Logging Options:
         --log_size_limit <limit>     Logfile size limit in bytes (default: no limit)
         --max_traced_msg_len <len>   Maximum printable length for traced messages (default: unlimited)
 
-JetStream Options (not yet supported):
+JetStream Options:
     -js, --jetstream                 Enable JetStream functionality
     -sd, --store_dir <dir>           Set the storage directory
 
@@ -278,10 +278,6 @@ def unsupported_features(opts):
     found = []
     if opts.https_port:
         found.append(("HTTPS monitoring", f"https_port {opts.https_port}"))
-    if opts.jetstream or opts.store_dir:
-        asked = ", ".join(x for x in ("jetstream" if opts.jetstream else "",
-                                       f"store_dir {opts.store_dir}" if opts.store_dir else "") if x)
-        found.append(("JetStream", asked))
     if (opts.cluster_listen or opts.routes or opts.cluster_name or opts.cluster_advertise
             or opts.cluster_no_advertise or opts.cluster_connect_retries):
         found.append(("Clustering", "cluster options"))

@@ -109,7 +109,7 @@ def _parse_account(acc, atk, errors, warnings):
             elif lk == "exports":
                 acc.exports = parse_account_exports(vtk, errors)
             elif lk == "jetstream":
-                _account_jetstream(vtk)
+                _account_jetstream(acc, vtk, errors)
             elif lk == "users":
                 users_tk = vtk
                 nkey_users, users = _parse_users(vtk, errors, warnings)
@@ -127,14 +127,65 @@ def _parse_account(acc, atk, errors, warnings):
     return users, nkey_users, users_tk
 
 
-def _account_jetstream(tk):
-    """Go: parseJetStreamForAccount. Only "off" is something gnatsd can honour yet."""
+# Go: parseJetStreamForAccount's keys -> JetStreamAccountLimits JSON name, and "size"/"bool".
+_ACCOUNT_JS_LIMITS = {
+    "max_memory": ("max_memory", "size"), "max_mem": ("max_memory", "size"), "mem": ("max_memory", "size"),
+    "memory": ("max_memory", "size"),
+    "max_store": ("max_storage", "size"), "max_file": ("max_storage", "size"), "max_disk": ("max_storage", "size"),
+    "store": ("max_storage", "size"), "disk": ("max_storage", "size"),
+    "max_streams": ("max_streams", "size"), "streams": ("max_streams", "size"),
+    "max_consumers": ("max_consumers", "size"), "consumers": ("max_consumers", "size"),
+    "max_bytes_required": ("max_bytes_required", "bool"), "max_stream_bytes": ("max_bytes_required", "bool"),
+    "max_bytes": ("max_bytes_required", "bool"),
+    "mem_max_stream_bytes": ("memory_max_stream_bytes", "size"),
+    "memory_max_stream_bytes": ("memory_max_stream_bytes", "size"),
+    "disk_max_stream_bytes": ("storage_max_stream_bytes", "size"),
+    "store_max_stream_bytes": ("storage_max_stream_bytes", "size"),
+    "max_ack_pending": ("max_ack_pending", "size"),
+}
+
+
+def _account_jetstream(acc, tk, errors):
+    """Go: parseJetStreamForAccount. Sets `acc.jetstream`, and with a block its limits."""
     v = tk.value
-    if v is False or (isinstance(v, str) and v.lower() in ("disabled", "disable")):
+    if isinstance(v, bool):
+        acc.jetstream = v
         return
-    if isinstance(v, dict) and v.get("enabled") is not None and v["enabled"].value is False:
+    if isinstance(v, str):
+        if v.lower() in ("enabled", "enable"):
+            acc.jetstream = True
+        elif v.lower() in ("disabled", "disable"):
+            acc.jetstream = False
+        else:
+            raise ConfigErr(tk, f"Expected 'enabled' or 'disabled' for string value, got '{v}'")
         return
-    raise ConfigErr(tk, "jetstream is not yet supported by gnatsd")
+    if not isinstance(v, dict):
+        raise ConfigErr(tk, f"Expected map, bool or string to define JetStream, got {type(v).__name__}")
+    limits = {"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1, "max_ack_pending": -1,
+              "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1, "max_bytes_required": False}
+    for mk, mtk in v.items():
+        known = _ACCOUNT_JS_LIMITS.get(mk.lower())
+        if known is None:
+            if not mtk.used_variable:
+                errors.append(UnknownConfigFieldErr(mtk, mk))
+            continue
+        name, kind = known
+        mv = mtk.value
+        if kind == "bool":
+            if not isinstance(mv, bool):
+                raise ConfigErr(mtk, f"Expected a parseable bool for {go_quote(mk)}, got {_go_value(mv)}")
+        elif not isinstance(mv, int) or isinstance(mv, bool):
+            raise ConfigErr(mtk, f"Expected a parseable size for {go_quote(mk)}, got {_go_value(mv)}")
+        limits[name] = mv
+    acc.jetstream = True
+    acc.jetstream_limits = limits
+
+
+def _go_value(v):
+    """A config value as Go's %v prints it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 def parse_account_limits(tk, errors):

@@ -151,8 +151,9 @@ def shutdown_eventing(srv):
 def send_internal_msg(srv, subject, reply, msg, client=None, encoding=None):
     """Go: sendInternalMsg / sendInternalAccountMsg. Queue `msg` (bytes, or a dict marshalled
     as Go's JSON, whose `"server": None` the send loop fills with the server's identity, as Go
-    fills in a ServerInfo) for the system client, or `client`; `encoding` ("gzip" or
-    "identity") sets its Content-Encoding. Does not yield."""
+    fills in a ServerInfo, or a (header block, body) pair of bytes) for the system client, or
+    `client`; `encoding` ("gzip" or "identity") sets a dict's Content-Encoding. Does not
+    yield."""
     sys = srv.sys
     if sys is None or not sys.running:
         return
@@ -176,7 +177,7 @@ def server_info(srv):
     si = {"name": srv.name, "host": srv._info.get("host", ""), "id": srv.server_id}
     if srv.cluster_name:
         si["cluster"] = srv.cluster_name
-    si.update({"ver": const.VERSION, "seq": sys.seq, "jetstream": False,
+    si.update({"ver": const.VERSION, "seq": sys.seq, "jetstream": srv.js is not None,
                "time": gofmt.format_time(time.time_ns())})
     return si
 
@@ -186,11 +187,13 @@ def _drain(srv):
     while sys.sendq:
         batch, sys.sendq = sys.sendq, []
         for client, subject, reply, msg, encoding in batch:
-            if isinstance(msg, dict):
+            hdr = b""
+            if isinstance(msg, tuple):
+                hdr, msg = msg
+            elif isinstance(msg, dict):
                 if "server" in msg and msg["server"] is None:
                     msg["server"] = server_info(srv)
                 msg = gofmt.marshal(msg).encode()
-            hdr = b""
             if encoding is not None:
                 if encoding == "gzip" and msg:
                     msg = gzip.compress(msg)

@@ -127,9 +127,13 @@ class Options:
     tls_min_version: str = ""  # "1.2" (default) or "1.3"
     tls_ciphers: list = field(default_factory=list)  # Go cipher suite names; empty: Go's defaults
     allow_non_tls: bool = False  # TLS is offered (tls_available), not required
-    # accepted on the command line, not yet implemented (JetStream, clustering)
     jetstream: bool = False
     store_dir: str = ""
+    jetstream_max_memory: int = -1  # bytes; -1: 75 % of system memory
+    jetstream_max_store: int = -1  # bytes; -1: 75 % of the free disk
+    jetstream_domain: str = ""
+    jetstream_sync_interval: str = ""  # "" or "always": fsync before each ack; else seconds between syncs
+    # accepted on the command line, not yet implemented (clustering)
     cluster_name: str = ""
     cluster_listen: str = ""
     cluster_advertise: str = ""
@@ -408,26 +412,69 @@ def _max_sub_tokens(o, k, tk, errors, warnings):
 
 
 def _jetstream(o, k, tk, errors, warnings):
-    """Go: parseJetStream. JetStream off (false, "disabled", or a block with `enabled: false`)
-    is honoured; a config that turns it on is refused until gnatsd has it."""
+    """Go: parseJetStream. true/false, "enabled"/"disabled", or a block."""
     v = tk.value
     if isinstance(v, bool):
-        enabled = v
-    elif isinstance(v, str) and v.lower() in ("enabled", "enable", "disabled", "disable"):
-        enabled = v.lower().startswith("enable")
+        o.jetstream = v
+    elif isinstance(v, str):
+        if v.lower() in ("enabled", "enable"):
+            o.jetstream = True
+        elif v.lower() in ("disabled", "disable"):
+            o.jetstream = False
+        else:
+            raise ConfigErr(tk, f"Expected 'enabled' or 'disabled' for string value, got '{v}'")
     elif isinstance(v, dict):
         enabled = True  # Go: a jetstream block turns it on unless it says otherwise
         for mk, mtk in v.items():
             key = mk.lower()
-            if key in ("enabled", "enable"):
+            if key in ("store", "store_dir", "storedir"):
+                if o.store_dir:
+                    raise ConfigErr(mtk, "Duplicate 'store_dir' configuration")
+                o.store_dir = _want(mk, mtk, "str")
+            elif key in ("max_memory_store", "max_mem_store", "max_mem"):
+                o.jetstream_max_memory = _storage_size(mtk, "max_mem_store")
+            elif key in ("max_file_store", "max_file"):
+                o.jetstream_max_store = _storage_size(mtk, "max_file_store")
+            elif key == "domain":
+                o.jetstream_domain = _want(mk, mtk, "str")
+            elif key in ("enable", "enabled"):
                 enabled = _want(f"{k} {mk}", mtk, "bool")
-            elif key in ("disabled", "disable"):
+            elif key in ("disable", "disabled"):  # not in Go; gnatsd has always read it
                 enabled = not _want(f"{k} {mk}", mtk, "bool")
+            elif key == "sync_interval":  # Go 2.10's option; "always" or a duration
+                if isinstance(mtk.value, str) and mtk.value.lower() == "always":
+                    o.jetstream_sync_interval = "always"
+                else:
+                    secs = parse_duration(mk, mtk, errors, warnings)
+                    if secs is not None:
+                        o.jetstream_sync_interval = str(secs)
+            elif key in ("key", "ek", "encryption_key", "cipher", "limits", "unique_tag",
+                         "max_outstanding_catchup", "extension_hint"):
+                raise ConfigErr(mtk, f"{k} {mk} is not yet supported by gnatsd")
+            elif not mtk.used_variable:
+                errors.append(UnknownConfigFieldErr(mtk, mk))
+        o.jetstream = enabled
     else:
-        raise ConfigErr(tk, f"{k}: expected true/false, \"enabled\", \"disabled\" or a map, got {_describe(v)}")
-    if enabled:
-        raise ConfigErr(tk, f"{k} is not yet supported by gnatsd")
-    o.jetstream = False
+        raise ConfigErr(tk, f"Expected map, bool or string to define JetStream, got {_describe(v)}")
+
+
+def _storage_size(tk, what):
+    """Go: getStorageSize. An integer, or a string ending in K, M, G or T (powers of 1024)."""
+    v = tk.value
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    if not isinstance(v, str):
+        raise ConfigErr(tk, f"{what} must be int64 or string")
+    if not v:
+        return 0
+    try:
+        num = int(v[:-1]) if v[:-1].lstrip("-").isdigit() else int("x")
+    except ValueError:
+        raise ConfigErr(tk, f'{what} strconv.ParseInt: parsing "{v[:-1]}": invalid syntax') from None
+    mult = {"K": 10, "M": 20, "G": 30, "T": 40}.get(v[-1])
+    if mult is None:
+        raise ConfigErr(tk, f"{what} sizes defined as strings must end in K, M, G, T")
+    return num << mult
 
 
 def _lame_duck_duration(o, k, tk, errors, warnings):

@@ -51,7 +51,9 @@ _GO_NAMES = {
     "max_closed_clients": "MaxClosedClients", "cluster_name": "Cluster", "cluster_listen": "Cluster",
     "routes": "Routes", "trusted_operators": "TrustedOperators", "operator_jwts": "TrustedOperators",
     "trusted_keys": "TrustedKeys", "account_resolver": "AccountResolver", "resolver_preloads": "resolverPreloads",
-    "resolver_pinned_accounts": "resolverPinnedAccounts",
+    "resolver_pinned_accounts": "resolverPinnedAccounts", "jetstream_max_memory": "JetStreamMaxMemory",
+    "jetstream_max_store": "JetStreamMaxStore", "jetstream_domain": "JetStreamDomain",
+    "jetstream_sync_interval": "SyncInterval",
 }
 _DURATIONS = {"ping_interval", "write_deadline", "lame_duck_duration", "lame_duck_grace_period"}
 
@@ -173,6 +175,8 @@ def apply_options(srv, cur, new, changed):
             log.error("Failed to write pidfile: %s", e)
     if changed & _AUTH:
         reload_authorization(srv)
+        if srv.js is not None:
+            srv.js.configure_accounts()  # Go: configAllJetStreamAccounts
     log.info("Reloaded server configuration")
 
 
@@ -259,6 +263,11 @@ def _take_over(acc, prev):
     acc.in_msgs, acc.in_bytes = prev.in_msgs, prev.in_bytes
     acc.out_msgs, acc.out_bytes = prev.out_msgs, prev.out_bytes
     acc.slow_consumers = prev.slow_consumers
+    # JetStream's streams go on in the new Account (which accounts have JetStream does not
+    # change live).
+    acc.js = prev.js
+    if acc.js is not None:
+        acc.js.acc = acc
 
 
 def _moved_to_different_account(srv, c):

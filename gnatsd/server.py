@@ -108,6 +108,7 @@ class Server:
         self.sys = None  # events.Internal while the system account's events run (Go: sys)
         self.loop = None
         self.configure_resolver()
+        self.js = None  # js.jetstream.JetStream while JetStream runs (Go: js)
         self.configure_accounts()
         self.clients = {}  # cid -> Client
         self.total_clients = 0
@@ -253,6 +254,8 @@ class Server:
         auth.check_auth_for_warnings(self)
         if opts.trusted_operators:
             self.log_trusted_operators()
+        if opts.jetstream:
+            self.start_jetstream()
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
@@ -287,6 +290,24 @@ class Server:
                 log.warning("Account [%s] has validation issues:", name)
                 for issue in vr.issues:
                     log.warning("  - %s", issue.description)
+
+    def start_jetstream(self):
+        """Go: EnableJetStream at Start. JetStream answers through the system account's send
+        loop (events.py): without one (no_system_account), the default one is made, as Go's
+        SetDefaultSystemAccount."""
+        from .js.jetstream import enable_jetstream
+        if self.sys_account is None:
+            acc = self.accounts.get(SYSTEM_ACCOUNT) or Account(SYSTEM_ACCOUNT)
+            acc.srv = self
+            self.accounts[SYSTEM_ACCOUNT] = self.sys_account = acc
+            events.start_events(self)
+        try:
+            enable_jetstream(self)
+        except OSError as e:
+            log.error("Could not start JetStream: %s", e)
+            self.js = None
+            return
+        self._info["jetstream"] = True
 
     def start_monitoring(self):
         """Go: StartMonitoring. The HTTP monitor runs on this hub, beside the clients.
@@ -386,6 +407,8 @@ class Server:
             if opts.allow_non_tls:
                 info["tls_available"] = True
         info["max_payload"] = opts.max_payload
+        if self.js is not None:
+            info["jetstream"] = True
         return info
 
     def client_info_json(self, client, first=False, ldm=False):
@@ -538,8 +561,19 @@ class Server:
             self.monitor.close()
         for client in list(self.clients.values()):
             client.close_connection(ClosedState.ServerShutdown)
+        if self.js is not None:
+            gevent.spawn(self._shutdown_jetstream)  # the file stores flush: that may yield
+            return
         log.info("Server Exiting..")
         self.shutdown_complete.set()
+
+    def _shutdown_jetstream(self):
+        from .js.jetstream import shutdown_jetstream
+        try:
+            shutdown_jetstream(self)
+        finally:
+            log.info("Server Exiting..")
+            self.shutdown_complete.set()
 
     def wait_for_shutdown(self):
         """Block the calling greenlet until shutdown() has run (Go: WaitForShutdown)."""

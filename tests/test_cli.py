@@ -211,13 +211,13 @@ def test_check_config_with_includes_and_variables(tmp_path):
     (tmp_path / "conf.d").mkdir()
     (tmp_path / "conf.d" / "limits.conf").write_text("MAXC = 100\nmax_payload: 2MB\nauthorization { token: $TOKEN }\n")
     (tmp_path / "ok.conf").write_text("listen: 127.0.0.1:4333\ninclude conf.d/limits.conf\nmax_connections: $MAXC\n")
-    (tmp_path / "refused.conf").write_text("port: 4222\njetstream {\n  store_dir: /data\n}\ntls {\n  cert_file: c.pem\n}\n")
+    (tmp_path / "refused.conf").write_text("port: 4222\ncluster {\n  name: c1\n}\ntls {\n  cert_file: c.pem\n}\n")
     (tmp_path / "undefined.conf").write_text("port: $NOPE\n")
     ok, refused, undefined = run_all([["-t", "-c", "ok.conf"], ["-t", "-c", "refused.conf"],
                                       ["-t", "--config", "undefined.conf"]], tmp_path, env={"TOKEN": "s3cret"})
     assert (ok.returncode, ok.stderr.strip()) == (0, "gnatsd: configuration file ok.conf is valid")
     assert (refused.returncode, refused.stderr.splitlines()) == (1, [
-        "refused.conf:2:1: jetstream is not yet supported by gnatsd",
+        "refused.conf:2:1: cluster is not yet supported by gnatsd",
         "refused.conf:5:1: missing 'key_file' in TLS configuration",
         "gnatsd: 2 errors in configuration file refused.conf"])
     assert (undefined.returncode, undefined.stderr.splitlines()[0]) == (1, (
@@ -343,10 +343,10 @@ def test_config_file_and_flags_override_it(gnatsd, tmp_path):
 
 
 def test_unsupported_features_are_accepted_with_a_warning(gnatsd):
-    g = gnatsd("-ms", "8443", "-js", "-sd", "/tmp/js",
+    g = gnatsd("-ms", "8443",
                "--cluster", "nats://127.0.0.1:6222", "--routes", "nats://127.0.0.1:6223", "--cluster_name", "c1",
                "--no_advertise", "--connect_retries", "3", "-s", "--profile", "6060", "--max_traced_msg_len", "10")
-    for feature in ("HTTPS monitoring", "JetStream", "Clustering", "Syslog", "Profiling"):
+    for feature in ("HTTPS monitoring", "Clustering", "Syslog", "Profiling"):
         g.wait_log(rf"\[WRN\] {feature} is not yet supported by gnatsd")
     connect(g.port)[0].close()
 

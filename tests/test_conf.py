@@ -1021,7 +1021,7 @@ def test_integer_seconds_is_a_warning(tmp_path):
     ("lame_duck_duration: 60", 'lame_duck_duration: expected a duration such as "30s" or "2m", got integer 60'),
     ("lame_duck_grace_period: -1s", "invalid lame_duck_grace_period, needs to be positive"),
     ("lame_duck_grace_period: 5", 'lame_duck_grace_period: expected a duration such as "10s", got integer 5'),
-    ("jetstream: maybe", 'jetstream: expected true/false, "enabled", "disabled" or a map, got string "maybe"'),
+    ("jetstream: maybe", "Expected 'enabled' or 'disabled' for string value, got 'maybe'"),
     ("port { a: 1 }", "port: expected an integer, got a map"),
     ("server_name: [a]", "server_name: expected a string, got an array"),
     ("listen: [1]", "listen: expected port or host:port, got an array"),
@@ -1185,10 +1185,6 @@ def test_core_options_from_includes_and_environment(tmp_path, monkeypatch):
     ("leafnodes { remotes = [ { url: nats://hub:7422 } ] }", "leafnodes is not yet supported by gnatsd"),
     ("leaf { port: 7422 }", "leaf is not yet supported by gnatsd"),
     ("mqtt { port: 1883 }", "mqtt is not yet supported by gnatsd"),
-    ("jetstream { store_dir: /data, max_mem: 1G }", "jetstream is not yet supported by gnatsd"),
-    ("jetstream: enabled", "jetstream is not yet supported by gnatsd"),
-    ("jetstream: true", "jetstream is not yet supported by gnatsd"),
-    ("jetstream {}", "jetstream is not yet supported by gnatsd"),
     ("resolver { type: full, dir: './jwt' }",
      "resolver {dir, type} (the FULL and CACHE resolvers) is not yet supported by gnatsd"),
     ('resolver: URL("http://localhost:9090/jwt/v1/accounts/")', "resolver URL(...) is not yet supported by gnatsd"),
@@ -1226,7 +1222,7 @@ def test_settings_that_ask_for_nothing_are_accepted(tmp_path, text):
 
 def test_every_unsupported_block_is_reported(tmp_path):
     err = config_errors(tmp_path, "tls {\n}\naccounts { A: {} }\njetstream: true\nport: 1\ncluster {}\n")
-    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (4, 1), (6, 1)]
+    assert [(e.line, e.pos) for e in err.errors] == [(1, 1), (6, 1)]
 
 
 # -- real-world configs (tests/configs) --------------------------------------------------------
@@ -1245,6 +1241,8 @@ LOADS = {
                   "username": "app", "password": "s3cr3t", "auth_timeout": 2.0},
     "json.conf": {"http_port": 8227, "port": 4227, "write_deadline": 3600.0, "debug": True,
                   "max_control_line": 1024},
+    "jetstream.conf": {"jetstream": True},
+    "js_limits.conf": {"jetstream": True, "jetstream_domain": "test-domain"},
     "server_auth_users.conf": {"users": [User("testuser", "testpass"), User("other", "pass2")], "nkeys": None},
     "nkeys_server.conf": {"accounts": [AccountConfig("acme")], "users": None},
     "server_websocket.conf": {"websocket": WebsocketOpts(host="", port=-1, no_tls=True)},
@@ -1256,9 +1254,6 @@ LOADS = {
 REFUSED = {
     "server_tls.conf": ["2:1: error parsing X509 certificate/key pair: open ./tests/certs/server-cert.pem: "
                         "no such file or directory"],
-    "jetstream.conf": ["2:3: jetstream is not yet supported by gnatsd"],
-    "js_limits.conf": ["2:1: jetstream is not yet supported by gnatsd",
-                       "11:5: jetstream is not yet supported by gnatsd"],
     # the JWTs in this copy are cut short, as nats-server 2.9.10 reports too
     "resolver_preload.conf": ["1:1: error parsing operator JWT: claim failed V1 signature verification",
                               "8:4: invalid account JWT"],

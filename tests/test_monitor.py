@@ -676,14 +676,16 @@ def test_jsz_disabled(mon):
                                                                                             {"total": 0, "errors": 0})
 
 
-def test_healthz(make_server):
+def test_healthz(make_server, tmp_path):
     s = make_server(http_port=-1)
     status, ctype, body = get(s, "/healthz")
     assert (status, ctype, body) == (200, "application/json", '{"status":"ok"}')
     for query in ("js-enabled-only=1", "js-server-only=true", "js-enabled=1"):
         assert get(s, "/healthz?" + query)[2] == '{"status":"ok"}'
-    # JetStream asked for but not running (gnatsd has none yet): Go's 503.
-    js = make_server(http_port=-1, jetstream=True)
+    js = make_server(http_port=-1, jetstream=True, store_dir=str(tmp_path))
+    assert get(js, "/healthz")[:2] == (200, "application/json")
+    # JetStream asked for but not running (its store directory cannot be made): Go's 503.
+    js = make_server(http_port=-1, jetstream=True, store_dir="/proc/gnatsd-no-such-dir")
     assert get(js, "/healthz") == (503, "application/json",
                                    '{"status":"unavailable","error":"JetStream not enabled (10076)"}')
 

@@ -889,18 +889,20 @@ class FileStore(IndexedStore):
             except Exception:
                 log.exception("Filestore [%s] sync callback failed", self.cfg.name)
 
-    def skip_msg(self):
+    def skip_msg(self, wait=True):
         seq = IndexedStore.skip_msg(self)
-        self._synced()
+        if wait:
+            self._synced()
         return seq
 
     def skip_msgs(self, seq, num):
         IndexedStore.skip_msgs(self, seq, num)
         self._synced()
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         r = IndexedStore.remove_msg(self, seq)
-        self._synced()
+        if wait:
+            self._synced()
         return r
 
     def erase_msg(self, seq):
@@ -914,9 +916,10 @@ class FileStore(IndexedStore):
         self._synced()
         return n
 
-    def purge_ex(self, subject, seq, keep):
+    def purge_ex(self, subject, seq, keep, wait=True):
         n = IndexedStore.purge_ex(self, subject, seq, keep)
-        self._synced()
+        if wait:
+            self._synced()
         return n
 
     def compact(self, seq):

@@ -352,8 +352,9 @@ class StreamStore:
         shares the next (group commit). cb must not yield."""
         raise NotImplementedError
 
-    def skip_msg(self):
-        """Use the next sequence without a message; return it. May yield."""
+    def skip_msg(self, wait=True):
+        """Use the next sequence without a message; return it. May yield; with `wait` False
+        it does not, as store_msg."""
         raise NotImplementedError
 
     def skip_msgs(self, seq, num):
@@ -373,9 +374,9 @@ class StreamStore:
         """The last StoreMsg on `subject` (may hold wildcards); ErrStoreMsgNotFound."""
         raise NotImplementedError
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         """Remove one message: True, or False if it was not there; ErrStoreEOF past the
-        last sequence. May yield."""
+        last sequence. May yield; with `wait` False it does not."""
         raise NotImplementedError
 
     def erase_msg(self, seq):
@@ -386,10 +387,10 @@ class StreamStore:
         """Remove every message; return how many. May yield."""
         raise NotImplementedError
 
-    def purge_ex(self, subject, seq, keep):
+    def purge_ex(self, subject, seq, keep, wait=True):
         """Remove the messages on `subject` (every subject if empty) below `seq` (if > 1),
         or all but the newest `keep`; return how many. ErrPurgeArgMismatch for both.
-        May yield."""
+        May yield; with `wait` False it does not (on_synced tells when it is on disk)."""
         raise NotImplementedError
 
     def compact(self, seq):
@@ -648,7 +649,7 @@ class IndexedStore(StreamStore):
             if e is None or self._entry_size(e) < sz:
                 raise ErrMaxBytes()
 
-    def skip_msg(self):
+    def skip_msg(self, wait=True):
         """Go: SkipMsg. Use the next sequence without storing anything."""
         if self._closed:
             raise ErrStoreClosed()
@@ -747,7 +748,7 @@ class IndexedStore(StreamStore):
 
     # -- removing ------------------------------------------------------------------------------
 
-    def remove_msg(self, seq):
+    def remove_msg(self, seq, wait=True):
         """Go: RemoveMsg. True if removed, False if it was already gone; ErrStoreEOF past
         the last sequence."""
         return self._remove_checked(seq, False)
@@ -848,7 +849,7 @@ class IndexedStore(StreamStore):
         if cb is not None and (purged or nbytes):
             cb(-purged, -nbytes, 0, b"")
 
-    def purge_ex(self, subject, seq, keep):
+    def purge_ex(self, subject, seq, keep, wait=True):
         """Go: PurgeEx. Remove the messages on `subject` (all if empty) below `seq` (if > 1),
         or all but the last `keep`. Return how many went."""
         if seq > 1 and keep > 0:

@@ -153,7 +153,15 @@ def varz(s, varz_opts=None):
     v["leaf"] = {}
     v["mqtt"] = {}
     v["websocket"] = _websocket_varz(s)
-    v["jetstream"] = {}
+    js = getattr(s, "js", None)
+    if js is None:
+        v["jetstream"] = {}
+    else:
+        # Go: JetStreamVarz {config, stats}; stats as /jsz reports them.
+        st = jsz(s)
+        v["jetstream"] = {"config": js.config_dict(),
+                          "stats": {k: st[k] for k in ("memory", "storage", "reserved_memory", "reserved_storage",
+                                                       "accounts", "ha_assets", "api")}}
     v["tls_timeout"] = float(getattr(o, "tls_timeout", const.TLS_TIMEOUT))
     v["write_deadline"] = _ns(o.write_deadline)
     v["start"] = format_time(start)
@@ -617,7 +625,7 @@ def account_info(s, name):
     info.update({
         "expired": a.expired,
         "complete": not a.incomplete,
-        "jetstream_enabled": False,
+        "jetstream_enabled": a.js is not None,
         "leafnode_connections": 0,
         "client_connections": a.num_local_connections(),
         "subscriptions": a.sublist.count,
@@ -704,26 +712,75 @@ ERR_SKIP_ZREQ = "filtered response"  # Go: errSkipZreq
 
 
 def jsz(s, opts=None):
-    """Go: Jsz, JetStream disabled (gnatsd has no JetStream yet)."""
+    """Go: Jsz, for one server: the JetStream config, usage and API counts; with `accounts`
+    (or `account`), each JetStream account, with `streams` its streams."""
     if opts is not None and opts.leader_only:
         raise MonitorError(f"{ERR_SKIP_ZREQ}: not leader")
-    return {
+    js = getattr(s, "js", None)
+    if js is None:
+        return {
+            "server_id": s.server_id,
+            "now": format_time(_now_ns()),
+            "disabled": True,
+            "config": {"max_memory": 0, "max_storage": 0},
+            "memory": 0,
+            "storage": 0,
+            "reserved_memory": 0,
+            "reserved_storage": 0,
+            "accounts": 0,
+            "ha_assets": 0,
+            "api": {"total": 0, "errors": 0},
+            "streams": 0,
+            "consumers": 0,
+            "messages": 0,
+            "bytes": 0,
+        }
+    from ..fs.store import MEMORY_STORAGE, FILE_STORAGE
+    nstreams, msgs, nbytes = js.usage_totals()
+    d = {
         "server_id": s.server_id,
         "now": format_time(_now_ns()),
-        "disabled": True,
-        "config": {"max_memory": 0, "max_storage": 0},
-        "memory": 0,
-        "storage": 0,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
-        "accounts": 0,
+        "config": js.config_dict(),
+        "memory": js.memory,
+        "storage": js.storage,
+        "reserved_memory": js.reserved(MEMORY_STORAGE),
+        "reserved_storage": js.reserved(FILE_STORAGE),
+        "accounts": len(js.accounts),
         "ha_assets": 0,
-        "api": {"total": 0, "errors": 0},
-        "streams": 0,
+        "api": {"total": js.api_total, "errors": js.api_errors},
+        "streams": nstreams,
         "consumers": 0,
-        "messages": 0,
-        "bytes": 0,
+        "messages": msgs,
+        "bytes": nbytes,
     }
+    if opts is not None and (opts.accounts or opts.account):
+        details = []
+        for name in sorted(js.accounts):
+            if opts.account and name != opts.account:
+                continue
+            jsa = js.accounts[name]
+            # Go: the account's reservations are its limits, as uint64 (-1: no limit).
+            ad = {"name": name, "id": name, "memory": jsa.memory, "storage": jsa.storage,
+                  "reserved_memory": jsa.limits["max_memory"] % (UINT64_MAX + 1),
+                  "reserved_storage": jsa.limits["max_storage"] % (UINT64_MAX + 1), "accounts": 0, "ha_assets": 0,
+                  "api": {"total": jsa.api_total, "errors": jsa.api_errors}}
+            if opts.streams and jsa.streams:
+                sd = []
+                for mset in sorted(jsa.streams.values(), key=lambda m: m.cfg.name):
+                    e = {"name": mset.cfg.name, "created": format_time(mset.created),
+                         "cluster": {"leader": s.name}}
+                    if opts.config:
+                        e["config"] = mset.cfg.to_dict()
+                    e["state"] = mset.state_dict()
+                    sd.append(e)
+                ad["stream_detail"] = sd
+            details.append(ad)
+        if details:
+            d["account_details"] = details
+    return d
+
+
+UINT64_MAX = 2**64 - 1
 
 
 @dataclass
@@ -742,8 +799,8 @@ def healthz(s, opts=None):
     if not s.running or s.listener is None:
         # Go: readyForConnections(time.Millisecond) names the listeners that are not up.
         return {"status": "error", "error": "failed to be ready for connections after 1ms: server"}
-    if s.opts.jetstream:
-        # Asked for, but gnatsd does not run JetStream yet.
+    if s.opts.jetstream and getattr(s, "js", None) is None:
+        # Asked for, but it did not start.
         return {"status": "unavailable", "error": JS_NOT_ENABLED}
     return {"status": "ok"}
 

@@ -1,0 +1,849 @@
+"""Streams: their configuration, its checks and defaults, and the message path into a store.
+
+Ports nats-server `server/stream.go` as 2.9.10 has it, for one server: StreamConfig and its
+JSON (Go's field order and omitempty), checkStreamCfg, configUpdateCheck, addStream,
+update, purge, deleteMsg/eraseMsg, the stream's subscription (processInboundJetStreamMsg,
+processJetStreamMsg: Nats-Msg-Id dedupe, the Nats-Expected-* headers, Nats-Rollup, the
+limits, PubAck JSON), DIRECT.GET (processDirectGetRequest, getDirectRequest) and the
+stream's meta file (writeStreamMeta).
+
+Mirrors, sources and republish are not there yet: a config asking for them is refused
+("... not yet supported by gnatsd"), as are replicas above 1 (Go's non-clustered error).
+
+A stream's messages arrive through an internal subscription of its account on each subject,
+run on the publisher's greenlet and never yield: the message goes to the store with
+`wait=False` and its PubAck is queued (events.send_internal_msg) once the store says it is
+on disk (`on_synced`), so a publisher's readloop never waits for an fsync.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import deque
+
+from .. import gofmt
+from ..events import send_internal_msg
+from ..fs.filestore import FileStore, FileStoreConfig
+from ..fs.memstore import MemStore
+from ..hub import run_blocking
+from ..fs.store import (
+    DISCARD_NEW, DISCARD_OLD, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, MEMORY_STORAGE,
+    WORK_QUEUE_POLICY, ErrStoreClosed, StoreError,
+)
+from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide
+from .errors import ApiError, api_error
+
+log = logging.getLogger("gnatsd")
+
+JS_MAX_NAME_LEN = 255  # Go: JSMaxNameLen
+JS_MAX_DESCRIPTION_LEN = 4 * 1024  # Go: JSMaxDescriptionLen
+STREAM_MAX_REPLICAS = 5  # Go: StreamMaxReplicas
+STREAM_DEFAULT_DUPLICATES_WINDOW = 120 * 1_000_000_000  # Go: StreamDefaultDuplicatesWindow
+MS100 = 100 * 1_000_000
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go: time.Time{} in JSON
+
+# Go: the stream headers.
+JS_MSG_ID = b"Nats-Msg-Id"
+JS_EXPECTED_STREAM = b"Nats-Expected-Stream"
+JS_EXPECTED_LAST_SEQ = b"Nats-Expected-Last-Sequence"
+JS_EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
+JS_EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
+JS_MSG_ROLLUP = b"Nats-Rollup"
+CLIENT_INFO_HDR = b"Nats-Request-Info"
+JS_MSG_ROLLUP_SUBJECT = b"sub"
+JS_MSG_ROLLUP_ALL = b"all"
+MAX_HDR = 65535  # Go: math.MaxUint16
+
+JS_ADVISORY_STREAM_CREATED_PRE = "$JS.EVENT.ADVISORY.STREAM.CREATED"
+JS_ADVISORY_STREAM_DELETED_PRE = "$JS.EVENT.ADVISORY.STREAM.DELETED"
+JS_ADVISORY_STREAM_UPDATED_PRE = "$JS.EVENT.ADVISORY.STREAM.UPDATED"
+JS_STREAM_ACTION_ADVISORY_TYPE = "io.nats.jetstream.advisory.v1.stream_action"
+
+STREAM_META_FILE = "meta.inf"  # Go: JetStreamMetaFile
+STREAM_META_SUM = "meta.sum"  # Go: JetStreamMetaFileSum
+
+RETENTION = {"limits": LIMITS_POLICY, "interest": INTEREST_POLICY, "workqueue": WORK_QUEUE_POLICY}
+DISCARD = {"old": DISCARD_OLD, "new": DISCARD_NEW}
+STORAGE = {"file": FILE_STORAGE, "memory": MEMORY_STORAGE}
+RETENTION_NAMES = {v: k for k, v in RETENTION.items()}
+DISCARD_NAMES = {v: k for k, v in DISCARD.items()}
+STORAGE_NAMES = {v: k for k, v in STORAGE.items()}
+
+
+class BadJSON(ValueError):
+    """A request body Go's json.Unmarshal refuses (the API answers "invalid JSON")."""
+
+
+def format_ts(ns):
+    """A store time (ns; 0 for none) as Go's JSON time.Time."""
+    return gofmt.format_time(ns) if ns else ZERO_TIME
+
+
+def decode_json(body):
+    """Go: json.Unmarshal into a struct: the object, or {} for null. Raises BadJSON."""
+    try:
+        v = json.loads(body.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise BadJSON() from None
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise BadJSON()
+    return {k.lower(): item for k, item in v.items() if item is not None}
+
+
+def want(d, key, kind, default, lo=INT64_MIN, hi=INT64_MAX):
+    """The field `key` of a decoded request, type-checked as Go's decoder does."""
+    v = d.get(key)
+    if v is None:
+        return default
+    if kind is int:
+        if type(v) is not int or not lo <= v <= hi:
+            raise BadJSON()
+    elif kind is list:
+        if type(v) is not list or not all(type(s) is str for s in v if s is not None):
+            raise BadJSON()
+        return [s if s is not None else "" for s in v]
+    elif type(v) is not kind:
+        raise BadJSON()
+    return v
+
+
+def _enum(d, key, table, default):
+    v = d.get(key)
+    if v is None:
+        return default
+    if type(v) is not str or v not in table:
+        raise BadJSON()
+    return table[v]
+
+
+def is_valid_name(name):
+    """Go: isValidName. Not empty, no '.', '*', '>' or whitespace."""
+    return bool(name) and not any(ch in name for ch in ".*> \t\r\n\f")
+
+
+class StreamConfig:
+    """Go: StreamConfig. Durations in nanoseconds; enums as the store's constants."""
+
+    def __init__(self):
+        self.name = ""
+        self.description = ""
+        self.subjects = []
+        self.retention = LIMITS_POLICY
+        self.max_consumers = 0
+        self.max_msgs = 0
+        self.max_bytes = 0
+        self.max_age = 0
+        self.max_msgs_per_subject = 0
+        self.max_msg_size = 0
+        self.discard = DISCARD_OLD
+        self.storage = 0
+        self.num_replicas = 0
+        self.no_ack = False
+        self.template_owner = ""
+        self.duplicate_window = 0
+        self.placement = None
+        self.mirror = None
+        self.sources = None
+        self.republish = None
+        self.allow_direct = False
+        self.mirror_direct = False
+        self.discard_new_per_subject = False
+        self.sealed = False
+        self.deny_delete = False
+        self.deny_purge = False
+        self.allow_rollup_hdrs = False
+
+    @classmethod
+    def from_dict(cls, d):
+        """Decode a request's config (a dict from decode_json). Raises BadJSON."""
+        c = cls()
+        c.name = want(d, "name", str, "")
+        c.description = want(d, "description", str, "")
+        c.subjects = want(d, "subjects", list, [])
+        c.retention = _enum(d, "retention", RETENTION, LIMITS_POLICY)
+        c.max_consumers = want(d, "max_consumers", int, 0)
+        c.max_msgs = want(d, "max_msgs", int, 0)
+        c.max_bytes = want(d, "max_bytes", int, 0)
+        c.max_age = want(d, "max_age", int, 0)
+        c.max_msgs_per_subject = want(d, "max_msgs_per_subject", int, 0)
+        c.max_msg_size = want(d, "max_msg_size", int, 0, INT32_MIN, INT32_MAX)
+        c.discard = _enum(d, "discard", DISCARD, DISCARD_OLD)
+        c.storage = _enum(d, "storage", STORAGE, 0)
+        c.num_replicas = want(d, "num_replicas", int, 0)
+        c.no_ack = want(d, "no_ack", bool, False)
+        c.template_owner = want(d, "template_owner", str, "")
+        c.duplicate_window = want(d, "duplicate_window", int, 0)
+        for key in ("placement", "mirror", "republish"):
+            setattr(c, key, want(d, key, dict, None))
+        sources = d.get("sources")
+        if sources is not None and (type(sources) is not list or not all(type(s) is dict for s in sources)):
+            raise BadJSON()
+        c.sources = sources
+        for key in ("allow_direct", "mirror_direct", "discard_new_per_subject", "sealed", "deny_delete",
+                    "deny_purge", "allow_rollup_hdrs"):
+            setattr(c, key, want(d, key, bool, False))
+        return c
+
+    def copy(self):
+        c = StreamConfig()
+        c.__dict__.update(self.__dict__)
+        c.subjects = list(self.subjects)
+        return c
+
+    def to_dict(self):
+        """Go's JSON of StreamConfig, in its field order."""
+        d = {"name": self.name}
+        if self.description:
+            d["description"] = self.description
+        if self.subjects:
+            d["subjects"] = list(self.subjects)
+        d["retention"] = RETENTION_NAMES[self.retention]
+        d["max_consumers"] = self.max_consumers
+        d["max_msgs"] = self.max_msgs
+        d["max_bytes"] = self.max_bytes
+        d["max_age"] = self.max_age
+        d["max_msgs_per_subject"] = self.max_msgs_per_subject
+        if self.max_msg_size:
+            d["max_msg_size"] = self.max_msg_size
+        d["discard"] = DISCARD_NAMES[self.discard]
+        d["storage"] = STORAGE_NAMES.get(self.storage, "file")
+        d["num_replicas"] = self.num_replicas
+        if self.no_ack:
+            d["no_ack"] = True
+        if self.template_owner:
+            d["template_owner"] = self.template_owner
+        if self.duplicate_window:
+            d["duplicate_window"] = self.duplicate_window
+        if self.placement is not None:
+            d["placement"] = self.placement
+        d["allow_direct"] = self.allow_direct
+        d["mirror_direct"] = self.mirror_direct
+        if self.discard_new_per_subject:
+            d["discard_new_per_subject"] = True
+        d["sealed"] = self.sealed
+        d["deny_delete"] = self.deny_delete
+        d["deny_purge"] = self.deny_purge
+        d["allow_rollup_hdrs"] = self.allow_rollup_hdrs
+        return d
+
+    def __eq__(self, other):
+        return isinstance(other, StreamConfig) and self.to_dict() == other.to_dict()
+
+
+def _invalid(text):
+    return api_error("StreamInvalidConfigF", text)
+
+
+def check_stream_cfg(jsa, config):
+    """Go: checkStreamCfg. The config with Go's defaults filled in; raises ApiError."""
+    if not is_valid_name(config.name):
+        raise _invalid("stream name is required and can not contain '.', '*', '>'")
+    if len(config.name) > JS_MAX_NAME_LEN:
+        raise _invalid(f"stream name is too long, maximum allowed is {JS_MAX_NAME_LEN}")
+    if len(config.description) > JS_MAX_DESCRIPTION_LEN:
+        raise _invalid(f"stream description is too long, maximum allowed is {JS_MAX_DESCRIPTION_LEN}")
+    cfg = config.copy()
+    if cfg.storage == 0:
+        cfg.storage = FILE_STORAGE
+    if cfg.num_replicas == 0:
+        cfg.num_replicas = 1
+    if cfg.num_replicas > STREAM_MAX_REPLICAS:
+        raise _invalid(f"maximum replicas is {STREAM_MAX_REPLICAS}")
+    if cfg.num_replicas < 0:
+        raise api_error("ReplicasCountCannotBeNegative")
+    for key in ("max_msgs", "max_msgs_per_subject", "max_bytes", "max_msg_size", "max_consumers"):
+        if getattr(cfg, key) == 0:
+            setattr(cfg, key, -1)
+    if cfg.duplicate_window == 0 and cfg.mirror is None:
+        max_window = STREAM_DEFAULT_DUPLICATES_WINDOW
+        if cfg.max_age != 0 and cfg.max_age < max_window:
+            cfg.duplicate_window = cfg.max_age
+        else:
+            cfg.duplicate_window = max_window
+    if 0 < cfg.max_age < MS100:
+        raise _invalid("max age needs to be >= 100ms")
+    if cfg.duplicate_window < 0:
+        raise _invalid("duplicates window can not be negative")
+    if cfg.max_age != 0 and cfg.duplicate_window > cfg.max_age:
+        raise _invalid("duplicates window can not be larger then max age")
+    if 0 < cfg.duplicate_window < MS100:
+        raise _invalid("duplicates window needs to be >= 100ms")
+    if cfg.deny_purge and cfg.allow_rollup_hdrs:
+        raise _invalid("roll-ups require the purge permission")
+    if cfg.discard_new_per_subject:
+        if cfg.discard != DISCARD_NEW:
+            raise _invalid("discard new per subject requires discard new policy to be set")
+        if cfg.max_msgs_per_subject <= 0:
+            raise _invalid("discard new per subject requires max msgs per subject > 0")
+    if cfg.mirror is not None or cfg.sources or cfg.republish is not None:
+        raise _invalid("stream mirrors, sources and republish are not yet supported by gnatsd")
+    if not cfg.subjects:
+        cfg.subjects = [cfg.name]
+    else:
+        seen = set()
+        for subj in cfg.subjects:
+            if subj in seen:
+                raise _invalid("duplicate subjects detected")
+            if subject_is_subset_match(subj.encode(), b"$JS.API.>"):
+                raise _invalid("subjects overlap with jetstream api")
+            if not is_valid_subject(subj.encode()):
+                raise _invalid("invalid subject")
+            seen.add(subj)
+    if jsa is not None:
+        # Go: maxBytesLimits.
+        lim = jsa.limits
+        limit = lim["memory_max_stream_bytes"] if cfg.storage == MEMORY_STORAGE else lim["storage_max_stream_bytes"]
+        if lim["max_bytes_required"] and cfg.max_bytes <= 0:
+            raise api_error("StreamMaxBytesRequired")
+        if limit > 0 and cfg.max_bytes > limit:
+            raise api_error("StreamMaxStreamBytesExceeded")
+    if len(cfg.subjects) > 1:
+        for subj in cfg.subjects:
+            for tsubj in cfg.subjects:
+                if tsubj != subj and subjects_collide(tsubj.encode(), subj.encode()):
+                    raise _invalid(f"subject {gofmt.go_quote(subj)} overlaps with {gofmt.go_quote(tsubj)}")
+    return cfg
+
+
+def config_update_check(jsa, old, new):
+    """Go: jsAccount.configUpdateCheck. The updated config; raises ApiError."""
+    cfg = check_stream_cfg(jsa, new)
+    if cfg.name != old.name:
+        raise _invalid("stream configuration name must match original")
+    if cfg.max_consumers != old.max_consumers:
+        raise _invalid("stream configuration update can not change MaxConsumers")
+    if cfg.storage != old.storage:
+        raise _invalid("stream configuration update can not change storage type")
+    if cfg.retention != old.retention:
+        raise _invalid("stream configuration update can not change retention policy")
+    if old.template_owner:
+        raise _invalid("stream configuration update not allowed on template owned stream")
+    if cfg.template_owner:
+        raise _invalid("stream configuration update can not be owned by a template")
+    if not cfg.sealed and old.sealed:
+        raise _invalid("stream configuration update can not unseal a sealed stream")
+    if not cfg.deny_delete and old.deny_delete:
+        raise _invalid("stream configuration update can not cancel deny message deletes")
+    if not cfg.deny_purge and old.deny_purge:
+        raise _invalid("stream configuration update can not cancel deny purge")
+    if cfg.sealed:
+        cfg.max_age = 0
+        cfg.discard = DISCARD_NEW
+        cfg.deny_delete = cfg.deny_purge = True
+        cfg.allow_rollup_hdrs = False
+    # Go: only the growth of max_bytes is reserved anew.
+    new_max_bytes = cfg.max_bytes
+    offset = 0
+    if old.max_bytes > 0 and cfg.num_replicas > old.num_replicas:
+        offset = old.max_bytes * (cfg.num_replicas - old.num_replicas)
+    cfg.max_bytes = max(cfg.max_bytes - old.max_bytes, 0)
+    reserved = jsa.tiered_reservation(cfg) + old.num_replicas * old.max_bytes
+    jsa.js.check_all_limits(jsa.limits, cfg, reserved, offset)
+    cfg.max_bytes = new_max_bytes
+    return cfg
+
+
+def get_header(key, hdr):
+    """Go: getHeader. The value of header `key` (case-sensitive, trimmed), or None."""
+    if not hdr:
+        return None
+    i = hdr.find(b"\r\n" + key + b":")
+    if i < 0:
+        return None
+    start = i + len(key) + 3
+    end = hdr.find(b"\r\n", start)
+    return hdr[start:end if end >= 0 else len(hdr)].strip(b" \t")
+
+
+def remove_header(hdr, key):
+    """Go: removeHeaderIfPresent over a full header block (with its blank line)."""
+    i = hdr.find(b"\r\n" + key + b":")
+    if i < 0:
+        return hdr
+    end = hdr.find(b"\r\n", i + 2)
+    hdr = hdr[:i] + hdr[end:]
+    return b"" if hdr == b"NATS/1.0\r\n\r\n" else hdr
+
+
+class Stream:
+    """Go: stream. One stream of account `jsa`; made by JsAccount.add_stream."""
+
+    def __init__(self, jsa, cfg, created, store):
+        self.jsa = jsa
+        self.srv = jsa.js.srv
+        self.cfg = cfg
+        self.created = created  # ns
+        self.store = store
+        self.subs = []
+        self.direct_subs = []
+        self.ddmap = {}  # Nats-Msg-Id -> seq (Go: ddmap)
+        self.ddarr = deque()  # (ts, id), oldest first
+        self.lmsg_id = ""
+        self.closed = False
+        self.set_pub_ack()
+        store.register_storage_updates(self.storage_updated)
+
+    @property
+    def name(self):
+        return self.cfg.name
+
+    @property
+    def acc(self):
+        return self.jsa.acc  # the account may be replaced by a config reload
+
+    def set_pub_ack(self):
+        """Go: the pubAck prefix made in addStream, with Sprintf's %q and its spaces."""
+        domain = self.jsa.js.domain
+        name = gofmt.go_quote(self.cfg.name)
+        if domain:
+            self.pub_ack = f'{{"stream":{name}, "domain":{gofmt.go_quote(domain)}, "seq":'.encode()
+        else:
+            self.pub_ack = f'{{"stream":{name}, "seq":'.encode()
+
+    def storage_updated(self, md, bd, seq, subj):
+        """Go: storeUpdates. Keeps the account's and the server's usage."""
+        self.jsa.update_usage(self.cfg.storage, bd)
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def subscribe_to_stream(self):
+        """Go: subscribeToStream. One internal subscription per subject; DIRECT.GET if allowed."""
+        for subj in self.cfg.subjects:
+            self.subs.append(self.acc.subscribe_internal(subj.encode(), self.process_inbound_jetstream_msg))
+        if self.cfg.allow_direct:
+            self.subscribe_to_direct()
+
+    def subscribe_to_direct(self):
+        """Go: subscribeToDirect."""
+        if self.direct_subs:
+            return
+        name = self.cfg.name
+        self.direct_subs.append(self.acc.subscribe_internal(
+            f"$JS.API.DIRECT.GET.{name}".encode(), self.process_direct_get_request))
+        self.direct_subs.append(self.acc.subscribe_internal(
+            f"$JS.API.DIRECT.GET.{name}.>".encode(), self.process_direct_get_last_by_subject_request))
+
+    def unsubscribe(self, subs):
+        c = self.acc.internal_client()
+        for sub in subs:
+            c.unsubscribe(sub)
+        subs.clear()
+
+    def unsubscribe_to_stream(self):
+        """Go: unsubscribeToStream."""
+        self.unsubscribe(self.subs)
+        self.unsubscribe(self.direct_subs)
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def send(self, reply, body):
+        """Go: outq.sendMsg. Queue `body` (bytes, or (header, body)) to `reply`."""
+        send_internal_msg(self.srv, reply.decode("utf-8", "surrogateescape") if isinstance(reply, bytes) else reply,
+                          None, body, client=self.acc.internal_client())
+
+    def pub_ack_error(self, reply, err):
+        """Go: a JSPubAckResponse with an error: {"error":{...},"stream":name}."""
+        if reply:
+            resp = {"error": err.to_dict(), "stream": self.cfg.name, "seq": 0}
+            self.send(reply, gofmt.marshal(resp).encode())
+
+    def send_action_advisory(self, action):
+        """Go: sendCreateAdvisory / sendDeleteAdvisoryLocked / sendUpdateAdvisoryLocked
+        (`action`: "create", "delete", "modify"), published in the stream's account."""
+        from ..events import _nuid
+        prefix = {"create": JS_ADVISORY_STREAM_CREATED_PRE, "delete": JS_ADVISORY_STREAM_DELETED_PRE,
+                  "modify": JS_ADVISORY_STREAM_UPDATED_PRE}[action]
+        adv = {"type": JS_STREAM_ACTION_ADVISORY_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
+               "stream": self.cfg.name, "action": action}
+        if self.cfg.template_owner and action != "modify":
+            adv["template"] = self.cfg.template_owner
+        if self.jsa.js.domain:
+            adv["domain"] = self.jsa.js.domain
+        self.send(f"{prefix}.{self.cfg.name}", gofmt.marshal(adv).encode())
+
+    # -- the message path ----------------------------------------------------------------------
+
+    def process_inbound_jetstream_msg(self, sub, c, acc, subject, reply, msg):
+        """Go: processInboundJetStreamMsg. Runs on the publisher's greenlet; does not yield."""
+        if self.closed:
+            return
+        if self.cfg.sealed:
+            self.pub_ack_error(reply, api_error("StreamSealed"))
+            return
+        hdr = c.pa_hdr
+        if hdr > 0:
+            self.process_jetstream_msg(subject, reply, msg[:hdr], msg[hdr:-2])
+        else:
+            self.process_jetstream_msg(subject, reply, b"", msg[:-2])
+
+    def process_jetstream_msg(self, subject, reply, hdr, msg):
+        """Go: processJetStreamMsg, for one server. Does not yield."""
+        cfg = self.cfg
+        store = self.store
+        can_respond = not cfg.no_ack and bool(reply)
+        reply = reply if can_respond else None
+        msg_id = ""
+        rollup = None
+        if hdr:
+            hdr = remove_header(hdr, CLIENT_INFO_HDR)
+        if hdr:
+            sname = get_header(JS_EXPECTED_STREAM, hdr)
+            if sname and sname.decode("utf-8", "replace") != cfg.name:
+                self.pub_ack_error(reply, api_error("StreamNotMatch"))
+                return
+            mid = get_header(JS_MSG_ID, hdr)
+            if mid:
+                msg_id = mid.decode("utf-8", "surrogateescape")
+                seq = self.check_msg_id(msg_id)
+                if seq is not None:
+                    if reply:
+                        self.send(reply, self.pub_ack + str(seq).encode() + b',"duplicate": true}')
+                    return
+            bseq = get_header(JS_EXPECTED_LAST_SUBJ_SEQ, hdr)
+            if bseq:
+                want_seq = _parse_seq(bseq)
+                try:
+                    fseq = store.load_last_msg(subject).seq
+                except StoreError:
+                    fseq = 0
+                if fseq != want_seq:
+                    self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=fseq))
+                    return
+            bseq = get_header(JS_EXPECTED_LAST_SEQ, hdr)
+            if bseq:
+                lseq = store.fast_state().last_seq
+                if _parse_seq(bseq) != lseq:
+                    self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=lseq))
+                    return
+            lid = get_header(JS_EXPECTED_LAST_MSG_ID, hdr)
+            if lid:
+                if lid.decode("utf-8", "surrogateescape") != self.lmsg_id:
+                    self.pub_ack_error(reply, api_error("StreamWrongLastMsgIDErrF", id=self.lmsg_id))
+                    return
+            rollup = get_header(JS_MSG_ROLLUP, hdr)
+            if rollup:
+                if not cfg.allow_rollup_hdrs or cfg.deny_purge:
+                    self.pub_ack_error(reply, api_error("StreamRollupFailedF", "rollup not permitted"))
+                    return
+                if rollup not in (JS_MSG_ROLLUP_SUBJECT, JS_MSG_ROLLUP_ALL):
+                    return  # Go: "rollup value invalid", no answer
+        if cfg.max_msg_size >= 0 and len(hdr) + len(msg) > cfg.max_msg_size:
+            self.pub_ack_error(reply, api_error("StreamMessageExceedsMaximum"))
+            return
+        if len(hdr) > MAX_HDR:
+            self.pub_ack_error(reply, api_error("StreamHeaderExceedsMaximum"))
+            return
+        if self.jsa.js.limits_exceeded(cfg.storage):
+            log.error("JetStream resource limits exceeded for server")
+            self.pub_ack_error(reply, api_error("InsufficientResources"))
+            return
+        if cfg.retention == INTEREST_POLICY and self.num_consumers() == 0:
+            # Go: no interest, nothing to keep: the sequence is used, the message dropped.
+            seq = store.skip_msg(wait=False)
+            self.lmsg_id = msg_id
+            if msg_id:
+                self.store_msg_id(msg_id, seq, time.time_ns())
+            if reply:
+                store.on_synced(self._acked, reply, seq)
+            return
+        olmsg_id = self.lmsg_id
+        self.lmsg_id = msg_id
+        try:
+            seq, ts = store.store_msg(subject, hdr, msg, wait=False)
+        except (StoreError, OSError) as e:
+            self.lmsg_id = olmsg_id
+            if isinstance(e, OSError):
+                log.error("JetStream failed to store a msg on stream '%s > %s': %s", self.acc.name, cfg.name, e)
+            elif not isinstance(e, ErrStoreClosed):
+                log.debug("JetStream failed to store a msg on stream '%s > %s': %s", self.acc.name, cfg.name, e)
+            self.pub_ack_error(reply, api_error("StreamStoreFailedF", e))
+            return
+        if self.jsa.limits_exceeded(cfg.storage):
+            log.warning("JetStream resource limits exceeded for account: %s", gofmt.go_quote(self.acc.name))
+            self.pub_ack_error(reply, api_error("AccountResourcesExceeded"))
+            self.lmsg_id = olmsg_id
+            store.remove_msg(seq, wait=False)
+            return
+        if msg_id:
+            self.store_msg_id(msg_id, seq, ts)
+        if rollup and seq > 1:
+            # Go: purge with keep 1 right after storing, which is everything older than this
+            # message (on its subject for "sub"); without waiting, the ack's sync covers it.
+            subj = subject if rollup == JS_MSG_ROLLUP_SUBJECT else b""
+            store.purge_ex(subj, seq, 0, wait=False)
+        if reply:
+            store.on_synced(self._acked, reply, seq)
+
+    def num_consumers(self):
+        """Go: len(mset.consumers). Consumers come with consumer.py."""
+        return 0
+
+    def _acked(self, err, reply, seq):
+        """The store has `seq` on disk (or failed to): answer the publisher."""
+        if err is None:
+            self.send(reply, self.pub_ack + str(seq).encode() + b"}")
+        else:
+            self.pub_ack_error(reply, api_error("StreamStoreFailedF", err))
+
+    # -- dedupe --------------------------------------------------------------------------------
+
+    def purge_msg_ids(self, now):
+        """Go: purgeMsgIds, done lazily: forget ids older than the duplicate window."""
+        window = self.cfg.duplicate_window
+        ddarr, ddmap = self.ddarr, self.ddmap
+        while ddarr and now - ddarr[0][0] > window:
+            _, mid = ddarr.popleft()
+            ddmap.pop(mid, None)
+
+    def check_msg_id(self, msg_id):
+        """Go: checkMsgId. The sequence of an earlier message with this id, or None."""
+        if not self.ddmap:
+            return None
+        self.purge_msg_ids(time.time_ns())
+        return self.ddmap.get(msg_id)
+
+    def store_msg_id(self, msg_id, seq, ts):
+        """Go: storeMsgId."""
+        if self.cfg.duplicate_window <= 0:
+            return
+        self.purge_msg_ids(ts)
+        self.ddmap[msg_id] = seq
+        self.ddarr.append((ts, msg_id))
+
+    def rebuild_dedupe(self):
+        """Go: rebuildDedupe. After recovery, the ids of the messages inside the window."""
+        window = self.cfg.duplicate_window
+        if window <= 0:
+            return
+        store = self.store
+        start = store.get_seq_from_time(time.time_ns() - window)
+        last = store.fast_state().last_seq
+        seq = start
+        while seq <= last:
+            sm = store.load_next_msg(b">", True, seq)
+            if sm is None:
+                break
+            mid = get_header(JS_MSG_ID, sm.hdr)
+            if mid:
+                self.store_msg_id(mid.decode("utf-8", "surrogateescape"), sm.seq, sm.ts)
+                self.lmsg_id = mid.decode("utf-8", "surrogateescape")
+            seq = sm.seq + 1
+
+    # -- API operations ------------------------------------------------------------------------
+
+    def state_dict(self, details=False):
+        """Go: stateWithDetail, as JSON."""
+        st = self.store.state() if details else self.store.fast_state()
+        d = {"messages": st.msgs, "bytes": st.bytes, "first_seq": st.first_seq, "first_ts": format_ts(st.first_ts),
+             "last_seq": st.last_seq, "last_ts": format_ts(st.last_ts)}
+        if st.num_subjects:
+            d["num_subjects"] = st.num_subjects
+        if st.num_deleted:
+            d["num_deleted"] = st.num_deleted
+        if details and st.deleted:
+            d["deleted"] = list(st.deleted)
+        if st.lost is not None and (st.lost.msgs or st.lost.bytes):
+            d["lost"] = {"msgs": list(st.lost.msgs) or None, "bytes": st.lost.bytes}
+        d["consumer_count"] = self.num_consumers()
+        return d
+
+    def info(self, details=False):
+        """Go: StreamInfo {config, created, state, domain?}."""
+        d = {"config": self.cfg.to_dict(), "created": gofmt.format_time(self.created),
+             "state": self.state_dict(details)}
+        if self.jsa.js.domain:
+            d["domain"] = self.jsa.js.domain
+        return d
+
+    def update(self, cfg):
+        """Go: stream.update. `cfg` passed config_update_check. May yield (the meta file)."""
+        old = self.cfg
+        self.cfg = cfg
+        if cfg.subjects != old.subjects:
+            self.unsubscribe(self.subs)
+            for subj in cfg.subjects:
+                self.subs.append(self.acc.subscribe_internal(subj.encode(), self.process_inbound_jetstream_msg))
+        if cfg.allow_direct and not old.allow_direct:
+            self.subscribe_to_direct()
+        elif not cfg.allow_direct and old.allow_direct:
+            self.unsubscribe(self.direct_subs)
+        self.store.update_config(cfg)
+        self.write_stream_meta()
+        self.send_action_advisory("modify")
+
+    def purge(self, req):
+        """Go: stream.purge. `req`: the decoded request ({} or None for everything).
+        Returns how many messages went. May yield."""
+        if self.closed:
+            raise ErrStoreClosed()
+        subject = req.get("filter", "") if req else ""
+        seq = req.get("seq", 0) if req else 0
+        keep = req.get("keep", 0) if req else 0
+        if not subject and not seq and not keep:
+            return self.store.purge()
+        return self.store.purge_ex(subject.encode(), seq, keep)
+
+    def delete_msg(self, seq, no_erase):
+        """Go: deleteMsg / eraseMsg. May yield."""
+        if self.closed:
+            raise ErrStoreClosed()
+        return self.store.remove_msg(seq) if no_erase else self.store.erase_msg(seq)
+
+    def stop(self, delete):
+        """Go: stream.stop. Unsubscribe, then stop the store or remove it. May yield."""
+        if self.closed:
+            return
+        self.closed = True
+        self.unsubscribe_to_stream()
+        if delete:
+            self.send_action_advisory("delete")
+            self.store.delete()  # a file store removes its directory, meta files included
+        else:
+            self.store.stop()
+
+    def write_stream_meta(self):
+        """Go: writeStreamMeta. meta.inf holds Go's FileStreamInfo JSON (created, then the
+        config's fields); meta.sum the SHA-256 of it in hex (Go: a keyed HighwayHash).
+        May yield."""
+        if self.cfg.storage != FILE_STORAGE:
+            return
+        d = {"created": gofmt.format_time(self.created)}
+        d.update(self.cfg.to_dict())
+        data = gofmt.marshal(d).encode()
+        sdir = self.jsa.stream_dir(self.cfg.name)
+        os.makedirs(sdir, exist_ok=True)
+        _write_file(os.path.join(sdir, STREAM_META_FILE), data)
+        _write_file(os.path.join(sdir, STREAM_META_SUM), hashlib.sha256(data).hexdigest().encode())
+
+    # -- DIRECT.GET ----------------------------------------------------------------------------
+
+    def process_direct_get_request(self, sub, c, acc, subject, reply, msg):
+        """Go: processDirectGetRequest."""
+        if not reply:
+            return
+        hdr = c.pa_hdr
+        body = msg[hdr:-2] if hdr > 0 else msg[:-2]
+        if not body:
+            self.send(reply, (b"NATS/1.0 408 Empty Request\r\n\r\n", b""))
+            return
+        try:
+            req = decode_json(body)
+            seq = want(req, "seq", int, 0, 0, 2**64 - 1)
+            last_for = want(req, "last_by_subj", str, "")
+            next_for = want(req, "next_by_subj", str, "")
+        except BadJSON:
+            self.send(reply, (b"NATS/1.0 408 Malformed Request\r\n\r\n", b""))
+            return
+        if seq == 0 and not last_for and not next_for:
+            self.send(reply, (b"NATS/1.0 408 Empty Request\r\n\r\n", b""))
+            return
+        if (seq > 0 and last_for) or (last_for and next_for):
+            self.send(reply, (b"NATS/1.0 408 Bad Request\r\n\r\n", b""))
+            return
+        self.get_direct_request(seq, last_for, next_for, reply)
+
+    def process_direct_get_last_by_subject_request(self, sub, c, acc, subject, reply, msg):
+        """Go: processDirectGetLastBySubjectRequest. The subject after the stream's name."""
+        if not reply:
+            return
+        hdr = c.pa_hdr
+        body = msg[hdr:-2] if hdr > 0 else msg[:-2]
+        key = subject.split(b".", 5)[5:] if subject.count(b".") >= 5 else []
+        if body or not key or not key[0]:
+            self.send(reply, (b"NATS/1.0 408 Bad Request\r\n\r\n", b""))
+            return
+        self.get_direct_request(0, key[0].decode("utf-8", "surrogateescape"), "", reply)
+
+    def get_direct_request(self, seq, last_for, next_for, reply):
+        """Go: getDirectRequest. The message with Nats-Stream/-Subject/-Sequence/-Time-Stamp."""
+        sm = self.load(seq, last_for, next_for)
+        if sm is None:
+            self.send(reply, (b"NATS/1.0 404 Message Not Found\r\n\r\n", b""))
+            return
+        ts = gofmt.format_time(sm.ts).encode()
+        extra = (b"Nats-Stream: " + self.cfg.name.encode() + b"\r\nNats-Subject: " + sm.subj +
+                 b"\r\nNats-Sequence: " + str(sm.seq).encode() + b"\r\nNats-Time-Stamp: " + ts + b"\r\n\r\n")
+        hdr = sm.hdr[:-2] + extra if sm.hdr else b"NATS/1.0\r\n" + extra
+        self.send(reply, (hdr, sm.msg))
+
+    def load(self, seq, last_for, next_for):
+        """The message a MSG.GET or DIRECT.GET asks for, or None."""
+        store = self.store
+        try:
+            if seq > 0 and not next_for:
+                return store.load_msg(seq)
+            if next_for:
+                nf = next_for.encode()
+                return store.load_next_msg(nf, subject_has_wildcard(nf), seq)
+            return store.load_last_msg(last_for.encode())
+        except StoreError:
+            return None
+
+
+def _parse_seq(b):
+    """Go: uint64(parseInt64(b)): decimal digits only, else -1 (which no sequence equals)."""
+    return int(b) if b.isdigit() else -1
+
+
+def _write_file(path, data):
+    """Write `path` whole or not at all. May yield: the fsync runs in the hub's thread pool."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        run_blocking(os.fsync, f.fileno())
+    os.replace(tmp, path)
+
+
+def stored_msg_dict(sm):
+    """Go: StoredMsg in JSON: subject, seq, hdrs?, data?, time."""
+    d = {"subject": sm.subj.decode("utf-8", "surrogateescape"), "seq": sm.seq}
+    if sm.hdr:
+        d["hdrs"] = base64.b64encode(sm.hdr).decode()
+    if sm.msg:
+        d["data"] = base64.b64encode(sm.msg).decode()
+    d["time"] = gofmt.format_time(sm.ts)
+    return d
+
+
+def new_store(jsa, cfg):
+    """The store for a stream's config: MemStore, or a FileStore in its directory."""
+    if cfg.storage == MEMORY_STORAGE:
+        return MemStore(cfg)
+    fcfg = FileStoreConfig(jsa.stream_dir(cfg.name), sync_interval=jsa.js.sync_interval)
+    return FileStore(fcfg, cfg)
+
+
+def load_stream_meta(sdir):
+    """Go: the meta file checks of jsAccount's stream recovery. (created ns, StreamConfig);
+    raises ValueError when missing or corrupt."""
+    with open(os.path.join(sdir, STREAM_META_FILE), "rb") as f:
+        data = f.read()
+    with open(os.path.join(sdir, STREAM_META_SUM), "rb") as f:
+        want_sum = f.read().strip()
+    if hashlib.sha256(data).hexdigest().encode() != want_sum:
+        raise ValueError("stream meta checksum mismatch")
+    d = decode_json(data)
+    cfg = StreamConfig.from_dict(d)
+    return parse_go_time(d.get("created", "")), cfg
+
+
+def parse_go_time(s):
+    """An RFC 3339 time with up to nanoseconds (as format_time writes it) -> ns."""
+    import calendar
+    if not s or s == ZERO_TIME:
+        return 0
+    base, _, frac = s.rstrip("Z").partition(".")
+    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    return secs * 1_000_000_000 + int((frac + "000000000")[:9] if frac else 0)
+
+
+__all__ = ["ApiError", "BadJSON", "Stream", "StreamConfig", "check_stream_cfg", "config_update_check"]
