@@ -68,9 +68,30 @@ def go_float(f):
     return format(Decimal(r).normalize(), "f")
 
 
+_KEYS = {}  # (key, text before it) -> the key's text, up to and including the colon
+_MAX_KEYS = 4096
+
+
+def _key_text(key, before, sep):
+    """`before`, the quoted key and `sep`. Struct field names repeat in every entry of a list
+    (a /connz page writes each 20 times per connection): kept, not quoted again."""
+    text = _KEYS.get((key, before))
+    if text is None:
+        text = before + quote(key) + sep
+        if len(_KEYS) < _MAX_KEYS:
+            _KEYS[(key, before)] = text
+    return text
+
+
 def _encode(v, out, nl):
-    # Order matters: bool is an int, GoMap is a dict.
-    if v is None:
+    # Order matters: bool is an int, GoMap is a dict. The exact str and int types first: most
+    # values are one of them.
+    t = type(v)
+    if t is str:
+        out.append(quote(v))
+    elif t is int:
+        out.append(str(v))
+    elif v is None:
         out.append("null")
     elif v is True:
         out.append("true")
@@ -90,14 +111,10 @@ def _encode(v, out, nl):
         inner = nl + "  " if nl else ""
         sep = ": " if nl else ":"
         out.append("{")
-        first = True
+        before, later = inner, "," + inner
         for key, value in items:
-            if not first:
-                out.append(",")
-            first = False
-            out.append(inner)
-            out.append(quote(key))
-            out.append(sep)
+            out.append(_key_text(key, before, sep))
+            before = later
             _encode(value, out, inner)
         out.append(nl)
         out.append("}")
@@ -178,10 +195,19 @@ def time_ns(t):
     return round(t * 1_000_000) * 1000
 
 
+_SECOND = (None, "")  # the last whole second format_time wrote, and its text
+
+
 def format_time(ns):
     """Go: a UTC time.Time in JSON (RFC 3339 with nanoseconds, trailing zeros trimmed)."""
+    global _SECOND
     secs, frac = divmod(ns, NS)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    last = _SECOND  # one read and one write of a tuple: safe between threads
+    if last[0] == secs:
+        base = last[1]
+    else:
+        base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _SECOND = (secs, base)
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"

@@ -1,6 +1,7 @@
-"""The monitoring endpoints over HTTP: a Flask app served by gevent's WSGI server on the NATS
-server's own hub. Ports nats-server `server/monitor.go` (the Handle* functions, the decode*
-helpers, ResponseHandler, HandleRoot) and `server/server.go` (startMonitoring, basePath).
+"""The monitoring endpoints over HTTP or HTTPS: a Flask app served by gevent's WSGI server on
+the NATS server's own hub. Ports nats-server `server/monitor.go` (the Handle* functions, the
+decode* helpers, ResponseHandler, HandleRoot) and `server/server.go` (startMonitoring,
+getMonitoringTLSConfig, basePath).
 
 Views only read query parameters, call the data functions of `monitor.py` and write what they
 return (STYLE.md, "For gnatsd" 12). Parameters are decoded as Go decodes them (strconv), and a
