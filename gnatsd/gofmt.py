@@ -203,19 +203,19 @@ def time_ns(t):
     return round(t * 1_000_000) * 1000
 
 
-_SECOND = (None, "")  # the last whole second format_time wrote, and its text
+_SECONDS = {}  # whole seconds format_time wrote -> their text (a /connz page repeats a few)
+_MAX_SECONDS = 1024
 
 
 def format_time(ns):
     """Go: a UTC time.Time in JSON (RFC 3339 with nanoseconds, trailing zeros trimmed)."""
-    global _SECOND
     secs, frac = divmod(ns, NS)
-    last = _SECOND  # one read and one write of a tuple: safe between threads
-    if last[0] == secs:
-        base = last[1]
-    else:
+    base = _SECONDS.get(secs)
+    if base is None:
         base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        _SECOND = (secs, base)
+        if len(_SECONDS) >= _MAX_SECONDS:
+            _SECONDS.clear()
+        _SECONDS[secs] = base
     if frac:
         return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"

@@ -29,6 +29,7 @@ from .accounts import ERR_MISSING_ACCOUNT, GLOBAL_ACCOUNT, SYSTEM_ACCOUNT, Accou
 from .conn import Client
 from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .monitor import MonitorStartError
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
@@ -217,7 +218,6 @@ class Server:
         Raises monitor.MonitorStartError (an OSError) with Go's text when both an HTTP and an
         HTTPS port are set, when HTTPS is asked without TLS, or when the port cannot be bound.
         """
-        from .monitor import MonitorStartError
         from .monitor.app import MonitorServer  # Flask loads only when monitoring is on
         opts = self.opts
         try:
