@@ -731,8 +731,11 @@ class Progress:
         self.last_print = 0.0
 
 
-def run_scenario(sc, progress=None):
-    """Run one scenario; return its result dict (with "error" set when it failed)."""
+def run_scenario(sc, progress=None, on_start=None):
+    """Run one scenario; return its result dict (with "error" set when it failed).
+
+    `on_start()`, when given, is called once every client is connected, as the clock starts
+    (loadtests/monitor_bench.py starts its monitoring requests there)."""
     mode, n, size = sc["mode"], sc["msgs"], sc["size"]
     pubs, subs = sc["pubs"], sc["subs"]
     base = {"server": sc["server"], "subject": sc["subject"], "size": size, "timeout": sc["timeout"],
@@ -798,6 +801,8 @@ def run_scenario(sc, progress=None):
         start(send_idx)
         info = ready[send_idx[0]]
         result["server_info"] = info
+        if on_start is not None:
+            on_start()
         t0 = monotonic()
         start_evt.set()
         deadline = t0 + sc["timeout"]

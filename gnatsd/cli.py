@@ -8,7 +8,7 @@ It patches the process for gevent first thing (and is the only module that does)
 nats-server's flags and config file (`opts.configure_options`), configures logging
 (`log.configure_logging`), installs the signal handlers (`signals.handle_signals`), starts
 the server and waits for it to shut down. Flags for features gnatsd does not have yet
-(HTTPS monitoring, clustering, syslog, profiling) are accepted and logged as not
+(clustering, syslog, profiling) are accepted and logged as not
 yet supported, so that command lines written for nats-server keep working.
 
 Exit codes: 0 after a shutdown (SIGINT, SIGTERM, end of lame duck mode) and for --help,
@@ -82,7 +82,7 @@ Server Options:
     -P, --pid <file>                 File to store PID
     -m, --http_port <port>           Use port for http monitoring (-1 for a random port)
         --http_host <host>           Host for http monitoring (default: the -a host)
-    -ms,--https_port <port>          Use port for https monitoring (not yet supported)
+    -ms,--https_port <port>          Use port for https monitoring
     -c, --config <file>              Configuration file
     -t                               Test configuration and exit
     -sl,--signal <signal>[=<pid>]    Send signal to gnatsd process (ldm, stop, quit, term, reopen, reload)
@@ -235,7 +235,7 @@ def ports_info(server):
     host, port = server.addr[0], server.addr[1]
     ports = {"nats": [_url("nats", host, port)]}
     if server.http_addr:
-        ports["monitoring"] = [_url("http", server.http_addr[0], server.http_addr[1])]
+        ports["monitoring"] = [_url(server.monitor.scheme, server.http_addr[0], server.http_addr[1])]
     ws = server.websocket
     if ws is not None and ws.addr:
         ports["websocket"] = [_url("wss" if ws.tls else "ws", ws.addr[0], ws.addr[1])]
@@ -276,8 +276,6 @@ def remove_file(path, what):
 def unsupported_features(opts):
     """(feature, what was asked) for each option gnatsd accepts but does not implement yet."""
     found = []
-    if opts.https_port:
-        found.append(("HTTPS monitoring", f"https_port {opts.https_port}"))
     if (opts.cluster_listen or opts.routes or opts.cluster_name or opts.cluster_advertise
             or opts.cluster_no_advertise or opts.cluster_connect_retries):
         found.append(("Clustering", "cluster options"))

@@ -146,6 +146,7 @@ class Client(Parser):
         self.sock = sock
         self.fd = sock.fileno() if sock is not None else -1  # for flush_inline's non-blocking os.write
         self._tls = None  # the SSL object once the TLS handshake is done (flush_inline writes to it)
+        self.tls_cs = None  # (TLS version, cipher suite) in Go's names once the handshake is done
         self.cid = cid
         self.kind = kind
         self.acc = server.gacc  # Go: registerWithAccount(s.globalAccount()) in createClient

@@ -31,6 +31,7 @@ from .accounts import lookup_account as _lookup_account
 from .conn import Client
 from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .monitor import MonitorStartError
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
 from .opts import Options, set_baseline_options
@@ -259,7 +260,7 @@ class Server:
         if opts.max_payload > const.MAX_PAYLOAD_MAX_SIZE:
             log.warning("Maximum payloads over %d are generally discouraged and could lead to poor performance",
                         const.MAX_PAYLOAD_MAX_SIZE)
-        if opts.http_port:
+        if opts.http_port or opts.https_port:
             self.start_monitoring()
         if self.websocket is not None:
             self.start_websocket_server()
@@ -310,13 +311,20 @@ class Server:
         self._info["jetstream"] = True
 
     def start_monitoring(self):
-        """Go: StartMonitoring. The HTTP monitor runs on this hub, beside the clients.
+        """Go: StartMonitoring. The HTTP or HTTPS monitor runs on this hub, beside the clients.
 
-        Raises monitor.MonitorStartError (an OSError) when its port cannot be bound.
+        Raises monitor.MonitorStartError (an OSError) with Go's text when both an HTTP and an
+        HTTPS port are set, when HTTPS is asked without TLS, or when the port cannot be bound.
         """
         from .monitor.app import MonitorServer  # Flask loads only when monitoring is on
+        opts = self.opts
         try:
-            self.monitor = MonitorServer(self)
+            if opts.http_port and opts.https_port:
+                raise MonitorStartError(None, f"can't specify both HTTP ({opts.http_port}) and HTTPs "
+                                              f"({opts.https_port}) ports")
+            if opts.https_port and self.tls_context is None:
+                raise MonitorStartError(None, "TLS cert and key required for HTTPS")
+            self.monitor = MonitorServer(self, secure=not opts.http_port)
         except OSError:
             self.running = False
             self._close_listener()

@@ -62,6 +62,7 @@ _VERSION_NAMES = {"TLSv1": "1.0", "TLSv1.1": "1.1", "TLSv1.2": "1.2", "TLSv1.3":
 # OpenSSL's SSL_OP_NO_RENEGOTIATION; PyPy 3.9's ssl does not name it. Go's server never
 # renegotiates either.
 _OP_NO_RENEGOTIATION = getattr(ssl, "OP_NO_RENEGOTIATION", 0x40000000)
+_ENCODING_DER = 2  # CPython's _ssl.ENCODING_DER, for the certificates of get_unverified_chain
 
 
 class TLSConfigError(ValueError):
@@ -134,7 +135,7 @@ def gen_tls_config(opts, context_class=None):
     if not cert:
         raise TLSConfigError("missing 'cert_file' and 'key_file' in TLS configuration "
                              "(gnatsd needs the server's certificate and key)")
-    ctx = context_class(ssl.PROTOCOL_TLS_SERVER)
+    ctx = (context_class or ssl.SSLContext)(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = _VERSIONS[parse_min_version(opts.tls_min_version or "1.2")]
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | _OP_NO_RENEGOTIATION
     names = [n for n in (parse_cipher(c) for c in (opts.tls_ciphers or DEFAULT_CIPHERS)) if n]
@@ -228,6 +229,9 @@ def start_tls(client, tls_first):
     if not server_handshake(client, srv.tls_context, opts.tls_timeout):
         return False
     client._tls = client.sock._sslobj  # for flush_inline's non-blocking write
+    # Go: tlsVersion and tlsCipher of ConnectionState, for /connz. Taken now: once the peer's
+    # close_notify arrives, OpenSSL no longer reports the version.
+    client.tls_cs = (version_name(client._tls), cipher_name(client._tls))
     if tls_first:
         try:
             client.sock.sendall(srv.client_info_json(client, first=True))
@@ -340,6 +344,27 @@ def handshake_error_text(e):
     if isinstance(e, ssl.SSLEOFError) or "EOF" in str(e):
         return "EOF"
     return str(e)
+
+
+def peer_certificates(client):
+    """Go: ConnectionState().PeerCertificates: the DER of each certificate the client sent, its
+    own first, for a client whose TLS handshake is done. Python reads the whole chain from
+    3.10 on (a private method until 3.13); PyPy 3.9 and CPython 3.9 give the client's own
+    certificate only."""
+    ssl_obj = client._tls
+    if ssl_obj is None:
+        return []
+    try:
+        leaf = ssl_obj.getpeercert(True)
+    except (OSError, ValueError):
+        return []
+    if not leaf:
+        return []
+    chain = getattr(ssl_obj, "get_unverified_chain", None)
+    ders = [c.public_bytes(_ENCODING_DER) for c in chain() or ()] if chain is not None else []
+    if not ders or ders[0] != leaf:
+        ders.insert(0, leaf)  # OpenSSL leaves it out on the server side; CPython adds it back
+    return ders
 
 
 def peer_certificate(client):
@@ -467,17 +492,28 @@ def _tlv(buf, pos):
     return tag, pos, pos + n
 
 
-def raw_subject(cert_der):
-    """The DER of a certificate's subject Name (Go: Certificate.RawSubject)."""
+def _tbs_field(cert_der, index):
+    """The DER of a field of a certificate's TBSCertificate, counted after the version: 0
+    serialNumber, 1 signature, 2 issuer, 3 validity, 4 subject, 5 subjectPublicKeyInfo."""
     _, pos, _ = _tlv(cert_der, 0)  # Certificate
     _, pos, _ = _tlv(cert_der, pos)  # TBSCertificate
     tag, _, end = _tlv(cert_der, pos)
     if tag == 0xA0:  # [0] version
         pos = end
-    for _ in range(4):  # serialNumber, signature, issuer, validity
+    for _ in range(index):
         _, _, pos = _tlv(cert_der, pos)
     _, _, end = _tlv(cert_der, pos)
     return cert_der[pos:end]
+
+
+def raw_subject(cert_der):
+    """The DER of a certificate's subject Name (Go: Certificate.RawSubject)."""
+    return _tbs_field(cert_der, 4)
+
+
+def raw_subject_public_key_info(cert_der):
+    """Go: Certificate.RawSubjectPublicKeyInfo."""
+    return _tbs_field(cert_der, 5)
 
 
 def _oid(b):
@@ -504,7 +540,8 @@ def _string_value(tag, b):
 
 
 def parse_rdn_sequence(name_der):
-    """A Name's RDNs in DER order: [[(oid, value)]], value a str, or None when not a string."""
+    """A Name's RDNs in DER order: [[(oid, value)]], value a str, or the value's DER (bytes) when
+    Go would not read it as a string."""
     tag, pos, end = _tlv(name_der, 0)
     if tag != 0x30:
         raise ValueError("subject is not a SEQUENCE")
@@ -520,7 +557,8 @@ def parse_rdn_sequence(name_der):
             if otag != 0x06:
                 raise ValueError("attribute type is not an OID")
             vtag, vstart, vend = _tlv(name_der, oend)
-            rdn.append((_oid(name_der[ostart:oend]), _string_value(vtag, name_der[vstart:vend])))
+            value = _string_value(vtag, name_der[vstart:vend])
+            rdn.append((_oid(name_der[ostart:oend]), name_der[oend:vend] if value is None else value))
         rdns.append(rdn)
     return rdns
 
@@ -555,6 +593,34 @@ def go_subject_string(rdns):
         if values.get(oid) and values[oid][-1]:
             groups.append([short + "=" + _escape_go(values[oid][-1])])
     return ",".join("+".join(g) for g in reversed(groups))
+
+
+def go_name_string(rdns):
+    """Go: pkix.Name.String() of a parsed certificate: go_subject_string, followed by every
+    attribute outside Go's list, last first, each as `OID=#` and the hex of the DER Go encodes
+    its value to (a string becomes a PrintableString, or a UTF8String if it has characters
+    PrintableString lacks, such as '@')."""
+    extra = [f"{oid}=#{_go_der(value).hex()}" for oid, value in _attributes(rdns) if oid not in _NAMED_OIDS]
+    return ",".join(p for p in [go_subject_string(rdns)] + extra[::-1] if p)
+
+
+_NAMED_OIDS = {oid for oid, _ in _NAME_FIELDS + _SINGLE_FIELDS}
+_PRINTABLE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 '()+,-./:=?")
+
+
+def _go_der(value):
+    """Go: asn1.Marshal of an attribute value as Go parsed it; raw DER stays as it came."""
+    if isinstance(value, bytes):
+        return value
+    b = value.encode()
+    tag = 0x13 if all(c in _PRINTABLE for c in value) else 0x0C
+    n = len(b)
+    if n < 0x80:
+        head = bytes((tag, n))
+    else:
+        size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        head = bytes((tag, 0x80 | len(size))) + size
+    return head + b
 
 
 def _escape_go(value):

@@ -253,6 +253,17 @@ def test_port_in_use_exits_1(tmp_path):
     assert re.search(rf'\[FTL\] Error listening on port: 127\.0\.0\.1:{port}, "Address already in use"$', r.stderr)
 
 
+@pytest.mark.parametrize("args, text", [
+    (["-m", "8222", "-ms", "8443"], "can't specify both HTTP (8222) and HTTPs (8443) ports"),
+    (["-ms", "8443"], "TLS cert and key required for HTTPS"),
+])
+def test_bad_monitoring_options_exit_1_with_go_text(tmp_path, args, text):
+    r = run(["-a", "127.0.0.1", "-p", "-1", *args], tmp_path)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert re.search(rf"\[FTL\] Can't start monitoring: {re.escape(text)}$", r.stderr, re.M), r.stderr
+
+
 def test_log_file_that_cannot_be_opened(tmp_path):
     r = run(["-a", "127.0.0.1", "-p", "-1", "-l", str(tmp_path / "no" / "such" / "dir.log")], tmp_path)
     assert r.returncode == 1
@@ -343,10 +354,9 @@ def test_config_file_and_flags_override_it(gnatsd, tmp_path):
 
 
 def test_unsupported_features_are_accepted_with_a_warning(gnatsd):
-    g = gnatsd("-ms", "8443",
-               "--cluster", "nats://127.0.0.1:6222", "--routes", "nats://127.0.0.1:6223", "--cluster_name", "c1",
+    g = gnatsd("--cluster", "nats://127.0.0.1:6222", "--routes", "nats://127.0.0.1:6223", "--cluster_name", "c1",
                "--no_advertise", "--connect_retries", "3", "-s", "--profile", "6060", "--max_traced_msg_len", "10")
-    for feature in ("HTTPS monitoring", "Clustering", "Syslog", "Profiling"):
+    for feature in ("Clustering", "Syslog", "Profiling"):
         g.wait_log(rf"\[WRN\] {feature} is not yet supported by gnatsd")
     connect(g.port)[0].close()
 

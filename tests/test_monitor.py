@@ -950,6 +950,9 @@ def test_format_time():
     assert gofmt.format_time(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
     assert gofmt.format_time(1_700_000_000_120_000_000) == "2023-11-14T22:13:20.12Z"
     assert gofmt.format_time(gofmt.time_ns(1_700_000_000.25)) == "2023-11-14T22:13:20.25Z"
+    # the text of a second is reused, and only for that second
+    assert gofmt.format_time(1_700_000_001_000_000_001) == "2023-11-14T22:13:21.000000001Z"
+    assert gofmt.format_time(1_700_000_000_5) == "1970-01-01T00:00:17.000000005Z"
 
 
 @pytest.mark.parametrize("f, text", [(0.0, "0"), (2.0, "2"), (0.5, "0.5"), (29.3, "29.3"),

@@ -710,3 +710,175 @@ def test_gnatsd_command_with_tls_flags(certs, tmp_path):
         _, err = proc.communicate(timeout=10)
     assert "TLS required for client connections" in err
     assert "not yet supported" not in err
+
+
+# -- HTTPS monitoring, and TLS in /varz and /connz (Go: monitor.go, server.go startMonitoring) ----
+
+import hashlib  # noqa: E402
+import http.client  # noqa: E402
+import sys  # noqa: E402
+
+from gnatsd.monitor import MonitorStartError  # noqa: E402
+
+# Python reads the chain a client sent from 3.10 on; PyPy 3.9 gives its own certificate only.
+WHOLE_CHAIN = sys.implementation.name == "cpython" and sys.version_info >= (3, 10)
+# Go's pkix.Name.String() of certs.client's subject, as nats-server 2.9.10 shows it in /connz
+# (the email and DC attributes re-encoded as UTF8String and PrintableString).
+CLIENT_SUBJECT = ("CN=client\\, one,OU=nats.io,O=Synadia,C=US,0.9.2342.19200300.100.1.25=#13076578616d706c65,"
+                  "1.2.840.113549.1.9.1=#0c066340782e696f")
+
+
+def https_get(server, path, ctx):
+    h = http.client.HTTPSConnection("127.0.0.1", server.http_addr[1], context=ctx, timeout=10)
+    try:
+        h.request("GET", path)
+        r = h.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        h.close()
+
+
+def https_json(server, path, ctx):
+    status, body = https_get(server, path, ctx)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def peer_cert_entry(pem_path):
+    cert = x509.load_pem_x509_certificate(open(pem_path, "rb").read())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return {"spki_sha256": hashlib.sha256(spki).hexdigest(),
+            "cert_sha256": hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()}
+
+
+def tls_client(server, ctx, name):
+    t, _ = tls_conn(server.port, ctx)
+    t.sendall(b'CONNECT {"verbose":false,"name":"%s","user":"u","pass":"p"}\r\nSUB foo 1\r\nPING\r\n' % name.encode())
+    expect(t, b"PONG\r\n")
+    return t
+
+
+def test_https_monitor_with_the_client_tls_settings(make_server, certs, caplog):
+    caplog.set_level("INFO", logger="gnatsd")
+    # verify asks clients for a certificate; the monitor, as Go's, does not
+    s = make_server(https_port=-1, **certs.server_opts(tls_ca_cert=certs.ca, tls_verify=True))
+    assert s.monitor.scheme == "https" and s.http_addr[1] > 0
+    assert f"Starting https monitor on 127.0.0.1:{s.http_addr[1]}" in caplog.text
+    v = https_json(s, "/varz", certs.client_ctx())
+    assert (v["tls_required"], v["tls_verify"], v["tls_timeout"]) == (True, True, 2.0)
+    assert (v["http_port"], v["https_port"], v["auth_timeout"]) == (0, -1, 3.0)
+    keys = list(v)
+    assert keys.index("port") < keys.index("tls_required") < keys.index("tls_verify") < keys.index("max_connections")
+    # TLS 1.2 only, as the server's min_version allows
+    assert https_json(s, "/healthz", certs.client_ctx(max_version=ssl.TLSVersion.TLSv1_2)) == {"status": "ok"}
+    # a server certificate the client does not trust fails the handshake
+    with pytest.raises(ssl.SSLCertVerificationError):
+        https_get(s, "/varz", ssl.create_default_context(cafile=certs.other_ca))
+
+
+def test_https_monitor_answers_plain_http_and_bad_handshakes_as_go(make_server, certs, caplog):
+    s = make_server(https_port=-1, **certs.server_opts())
+    port = s.http_addr[1]
+    plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    plain.request("GET", "/varz")
+    r = plain.getresponse()
+    assert (r.status, r.read()) == (400, b"Client sent an HTTP request to an HTTPS server.\n")
+    plain.close()
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    junk = socket.create_connection(("127.0.0.1", port), timeout=5)
+    junk.sendall(b"\x00\x01 not a TLS record\r\n\r\n")
+    assert read_until_closed(junk) == b""
+    junk.close()
+    check_for(5, lambda: caplog.text.count("monitoring: TLS handshake error from 127.0.0.1:") == 2)
+    assert "monitoring: TLS handshake error from 127.0.0.1:" in caplog.text and ": EOF" in caplog.text
+    assert "tls: first record does not look like a TLS handshake" in caplog.text
+    assert "Traceback" not in caplog.text
+    assert https_json(s, "/healthz", certs.client_ctx()) == {"status": "ok"}  # still serving
+
+
+def test_https_and_http_together_or_without_tls_fail_start_with_go_text(certs):
+    cases = [(dict(http_port=8222, https_port=8443, **certs.server_opts()),
+              "can't specify both HTTP (8222) and HTTPs (8443) ports"),
+             (dict(https_port=-1), "TLS cert and key required for HTTPS")]
+    for overrides, text in cases:
+        s = Server(Options(host="127.0.0.1", port=-1, **overrides))
+        with pytest.raises(MonitorStartError) as e:
+            s.start_in_thread()
+        assert e.value.strerror == text
+        assert s.listener is None and not s.running and s.monitor is None
+
+
+def test_connz_tls_fields_open_and_closed(make_server, certs):
+    s = make_server(https_port=-1, username="u", password="p", **certs.server_opts(tls_ca_cert=certs.ca,
+                                                                                   tls_verify=True))
+    mon = certs.client_ctx()
+    t13 = tls_client(s, certs.client_ctx(certs.client), "t13")
+    t12 = tls_client(s, certs.client_ctx(certs.dn_client, max_version=ssl.TLSVersion.TLSv1_2), "t12")
+    conns = {c["name"]: c for c in https_json(s, "/connz", mon)["connections"]}
+    assert conns["t13"]["tls_version"] == "1.3" and conns["t12"]["tls_version"] == "1.2"
+    assert conns["t13"]["tls_cipher_suite"] in tls.TLS13_CIPHERS
+    assert conns["t12"]["tls_cipher_suite"] in tls.DEFAULT_CIPHERS
+    assert "tls_peer_certs" not in conns["t13"]  # only with auth, as Go
+    conns = {c["name"]: c for c in https_json(s, "/connz?auth=1&subs=1", mon)["connections"]}
+    keys = list(conns["t13"])
+    assert keys[keys.index("name"):] == ["name", "tls_version", "tls_cipher_suite", "tls_peer_certs",
+                                         "authorized_user", "subscriptions_list"]
+    ca = dict(subject="CN=gnatsd test CA,O=gnatsd", **peer_cert_entry(certs.ca))
+    want = [dict(subject=CLIENT_SUBJECT, **peer_cert_entry(certs.client[0]))] + ([ca] if WHOLE_CHAIN else [])
+    got = conns["t13"]["tls_peer_certs"]
+    assert got == want
+    assert [list(pc) for pc in got] == [["subject", "spki_sha256", "cert_sha256"]] * len(want)
+    assert conns["t12"]["tls_peer_certs"][0] == dict(subject="CN=dnuser,O=Synadia,C=US",
+                                                     **peer_cert_entry(certs.dn_client[0]))
+    t13.close()
+    check_for(5, lambda: len(s.closed_clients) == 1)
+    [closed] = https_json(s, "/connz?state=closed&auth=1", mon)["connections"]
+    # Go keeps version and cipher suite of a closed connection, not its certificates
+    assert (closed["name"], closed["tls_version"]) == ("t13", "1.3")
+    assert closed["tls_cipher_suite"] == conns["t13"]["tls_cipher_suite"]
+    assert "tls_peer_certs" not in closed
+    t12.close()
+
+
+def test_connz_has_no_tls_fields_for_a_plain_text_client(make_server, certs):
+    s = make_server(http_port=-1, **certs.server_opts(allow_non_tls=True))
+    sock, _ = plain_info(s.port)
+    sock.sendall(b'CONNECT {"verbose":false,"name":"plain"}\r\nPING\r\n')
+    expect(sock, b"PONG\r\n")
+    h = http.client.HTTPConnection("127.0.0.1", s.http_addr[1], timeout=5)
+    h.request("GET", "/connz?auth=1")
+    [c] = json.loads(h.getresponse().read())["connections"]
+    assert c["name"] == "plain" and not [k for k in c if k.startswith("tls")]
+    h.close()
+    sock.close()
+
+
+def test_go_name_strings():
+    rdns = [[("2.5.4.6", "US")], [("2.5.4.3", "x")], [("1.2.3.4", "a@b")], [("1.2.3.5", "y" * 200)],
+            [("1.2.3.6", b"\x02\x01\x05")]]
+    assert tls.go_name_string(rdns) == ("CN=x,C=US,1.2.3.6=#020105,1.2.3.5=#1381c8" + "79" * 200
+                                        + ",1.2.3.4=#0c03614062")
+    assert tls.go_name_string([[("1.2.3.4", "")]]) == "1.2.3.4=#1300"
+    assert tls.go_name_string([]) == ""
+
+
+def test_gnatsd_command_with_a_tls_block_and_https(certs, tmp_path):
+    # A config file's tls block is checked while the process is already patched by gevent.
+    from test_cli import Gnatsd
+    conf = tmp_path / "https.conf"
+    conf.write_text(f'https: "127.0.0.1:-1"\ntls {{ cert_file: "{certs.server[0]}", key_file: "{certs.server[1]}" }}\n')
+    g = Gnatsd(["-p", "-1", "-c", str(conf)], tmp_path)
+    try:
+        g.wait_ready()
+        [url] = g.ports["monitoring"]
+        assert url.startswith("https://127.0.0.1:")
+        h = http.client.HTTPSConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), context=certs.client_ctx(),
+                                        timeout=10)
+        h.request("GET", "/varz")
+        v = json.loads(h.getresponse().read())
+        assert v["tls_required"] is True and v["https_port"] == -1
+        h.close()
+        g.wait_log(r"\[INF\] Starting https monitor on 127\.0\.0\.1:\d+$")
+        assert "not yet supported" not in g.log_text()
+    finally:
+        g.stop()

@@ -17,5 +17,5 @@ from __future__ import annotations
 
 
 class MonitorStartError(OSError):
-    """The monitor port cannot be bound (Go: startMonitoring's "can't listen to the monitor
-    port" error; the server does not start)."""
+    """The monitor cannot start (Go: StartMonitoring's errors, such as "can't listen to the
+    monitor port"; the server does not start). `strerror` is Go's text."""

@@ -1,6 +1,7 @@
-"""The monitoring endpoints over HTTP: a Flask app served by gevent's WSGI server on the NATS
-server's own hub. Ports nats-server `server/monitor.go` (the Handle* functions, the decode*
-helpers, ResponseHandler, HandleRoot) and `server/server.go` (startMonitoring, basePath).
+"""The monitoring endpoints over HTTP or HTTPS: a Flask app served by gevent's WSGI server on
+the NATS server's own hub. Ports nats-server `server/monitor.go` (the Handle* functions, the
+decode* helpers, ResponseHandler, HandleRoot) and `server/server.go` (startMonitoring,
+getMonitoringTLSConfig, basePath).
 
 Views only read query parameters, call the data functions of `monitor.py` and write what they
 return (STYLE.md, "For gnatsd" 12). Parameters are decoded as Go decodes them (strconv), and a
@@ -18,15 +19,17 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import ssl
 
 import gevent
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.logging import default_handler
 from gevent import socket
+from gevent import ssl as gevent_ssl
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
-from .. import const
+from .. import const, tls
 from ..server import listen_tcp
 from . import MonitorStartError
 from ..gofmt import NumError, atoi, go_quote, iter_marshal_indent, marshal, marshal_indent, parse_bool, parse_uint
@@ -418,7 +421,12 @@ class _Handler(WSGIHandler):
     """pywsgi's handler with an idle timeout, so silent connections do not hold a pool slot,
     and TCP_NODELAY (as Go sets on every connection): pywsgi writes the status line and
     headers apart from the body, and with Nagle's algorithm a keep-alive client then waits
-    for its delayed ACK, 40 ms per response."""
+    for its delayed ACK, 40 ms per response. Requests are not logged (as in Go)."""
+
+    def log_request(self):
+        # pywsgi formats the access-log line (with datetime.now()) even for log=None: about
+        # 6 % of a /varz or /connz request on PyPy.
+        pass
 
     def handle(self):
         self.socket.settimeout(HTTP_IDLE_TIMEOUT)
@@ -429,31 +437,84 @@ class _Handler(WSGIHandler):
         return super().handle()
 
 
-class MonitorServer:
-    """Go: startMonitoring. Binds the monitor port and serves the app on the current hub."""
+# Go's net/http: the first five bytes of a plain HTTP request to its TLS port, and its answer.
+_HTTP_STARTS = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
+_HTTP_TO_HTTPS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 
-    def __init__(self, server):
+
+class _HTTPSServer(WSGIServer):
+    """pywsgi's server with the TLS handshake done as Go's net/http does it: a plain HTTP
+    request gets Go's 400, a failed handshake is logged as Go logs it (nothing goes to the
+    hub's error handler), and a client silent for HTTP_IDLE_TIMEOUT is dropped."""
+
+    def wrap_socket_and_handle(self, client_socket, address):
+        """Runs in the connection's greenlet; the caller closes `client_socket`."""
+        client_socket.settimeout(HTTP_IDLE_TIMEOUT)
+        try:
+            if client_socket.recv(5, socket.MSG_PEEK) in _HTTP_STARTS:
+                # Go read the request with the record header: closing with it unread would
+                # reset the connection, and the client could lose the answer.
+                client_socket.recv(4096)
+                client_socket.sendall(_HTTP_TO_HTTPS)
+                return None
+            ssl_socket = self.wrap_socket(client_socket, **self.ssl_args)
+        except (OSError, ValueError) as e:
+            log.error("monitoring: TLS handshake error from %s: %s", _remote(address), tls.handshake_error_text(e))
+            return None
+        try:
+            return self.handle(ssl_socket, address)
+        finally:
+            ssl_socket.close()
+
+
+def _remote(address):
+    """Go: RemoteAddr().String(); an IPv4 client of the dual-stack listener shown as IPv4."""
+    host = address[0]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return f"{_join_host(host)}:{address[1]}"
+
+
+def monitoring_tls_config(opts):
+    """Go: startMonitoring's and getMonitoringTLSConfig's TLS config: the one of client
+    connections (certificate, versions, cipher suites), without asking for a client
+    certificate."""
+    ctx = tls.gen_tls_config(opts, gevent_ssl.SSLContext)
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class MonitorServer:
+    """Go: startMonitoring. Binds the monitor port and serves the app on the current hub, over
+    TLS when `secure` (the `https_port`)."""
+
+    def __init__(self, server, secure=False):
         opts = server.opts
         self.server = server
+        self.scheme = "https" if secure else "http"
         self.base = normalize_base_path(http_base_path(opts))
         self.app = create_app(server, self.base)
+        server_class, ssl_args = WSGIServer, {}
+        if secure:
+            server_class, ssl_args = _HTTPSServer, {"ssl_context": monitoring_tls_config(opts)}
         host = http_host(opts)
-        port = 0 if opts.http_port == const.RANDOM_PORT else opts.http_port
-        self.listener = _listen(host, port)
+        port = opts.https_port if secure else opts.http_port
+        self.listener = _listen(host, 0 if port == const.RANDOM_PORT else port)
         self.addr = self.listener.getsockname()[:2]
         self.host = host
         self.pool = Pool(MAX_HTTP_CONNECTIONS)
-        self.wsgi = WSGIServer(
+        self.wsgi = server_class(
             self.listener, self.app, spawn=self.pool, log=None,
             error_log=logging.getLogger("gnatsd.monitor"), handler_class=_Handler,
             # Given here, pywsgi does not look the host name up (a DNS query) at start.
             environ={"SERVER_NAME": host or "localhost", "SERVER_PORT": str(self.addr[1])},
+            **ssl_args,
         )
 
     def start(self):
         """Start serving. Does not yield."""
         self.wsgi.start()
-        log.info("Starting http monitor on %s:%d", _join_host(self.host), self.addr[1])
+        log.info("Starting %s monitor on %s:%d", self.scheme, _join_host(self.host), self.addr[1])
 
     def close(self):
         """Stop accepting and end every open HTTP connection. Does not yield."""

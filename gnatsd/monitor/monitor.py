@@ -16,6 +16,7 @@ between two greenlet switches (Go takes the server lock for the same reason).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from .. import const
 from ..accounts import GLOBAL_ACCOUNT, RESP_TYPE_NAMES
 from ..gofmt import GoMap, format_time, my_uptime, rtt_string, time_ns
+from ..tls import (
+    go_name_string, parse_rdn_sequence, peer_certificates, raw_subject, raw_subject_public_key_info,
+)
 from .pse import ProcUsage
 from .ring import sub_tuple
 from .sort_opts import BY_CID, BY_REASON, BY_STOP, is_valid, sort_conns
@@ -132,8 +136,9 @@ def varz(s, varz_opts=None):
         "host": info.get("host", o.host),
         "port": info.get("port", o.port),
     }
-    if info.get("auth_required"):
-        v["auth_required"] = True
+    for flag in ("auth_required", "tls_required", "tls_verify"):
+        if info.get(flag):
+            v[flag] = True
     v["max_connections"] = o.max_connections
     if o.max_subs:
         v["max_subscriptions"] = o.max_subs
@@ -273,23 +278,49 @@ def _sub_detail(t, account=None):
     return d
 
 
+def make_peer_certs(ders):
+    """Go: makePeerCerts. The subject and SHA-256 sums of each DER certificate."""
+    certs = []
+    for der in ders:
+        pc = {}
+        try:
+            subject = go_name_string(parse_rdn_sequence(raw_subject(der)))
+            spki = hashlib.sha256(raw_subject_public_key_info(der)).hexdigest()
+        except (ValueError, IndexError):  # OpenSSL took it, so not expected
+            subject = spki = ""
+        if subject:
+            pc["subject"] = subject
+        if spki:
+            pc["spki_sha256"] = spki
+        pc["cert_sha256"] = hashlib.sha256(der).hexdigest()
+        certs.append(pc)
+    return certs
+
+
 def _open_conn_info(c, now, now_mono, subs, subs_det, auth):
     copts = c.copts
     last = now - (now_mono - c.last)
     ci = _conn_info(c.cid, c.host, c.port, c.start, last, None, None, c.rtt, now, c.pb, c.in_msgs,
                     c.out_msgs, c.in_bytes, c.out_bytes, len(c.subs), copts.get("name") or "",
                     copts.get("lang") or "", copts.get("version") or "", c.type_string)
+    if c.tls_cs is not None:  # Go: the handshakeComplete flag
+        ci["tls_version"], ci["tls_cipher_suite"] = c.tls_cs
+        if auth:
+            certs = make_peer_certs(peer_certificates(c))
+            if certs:
+                ci["tls_peer_certs"] = certs
+    if auth:
+        user = _raw_auth_user(copts)
+        if user:
+            ci["authorized_user"] = user
+        if c.acc is not c.srv.gacc:  # Go: the account iff not the global one
+            ci["account"] = c.acc.name
     if c.subs:
         if subs_det:
             ci["subscriptions_list_detail"] = [dict(_sub_detail(sub_tuple(sub)), cid=c.cid) for sub in c.subs.values()]
         elif subs:
             ci["subscriptions_list"] = [sub.subject.decode("utf-8", "replace") for sub in c.subs.values()]
     if auth:
-        user = _raw_auth_user(copts)
-        if user:
-            _insert_before(ci, "authorized_user", user, ("subscriptions_list", "subscriptions_list_detail"))
-        if c.acc is not c.srv.gacc:  # Go: the account iff not the global one
-            _insert_before(ci, "account", c.acc.name, ("subscriptions_list", "subscriptions_list_detail"))
         if copts.get("jwt"):
             ci["jwt"] = copts["jwt"]
         juc = c.juc
@@ -306,6 +337,8 @@ def _closed_conn_info(cc, subs, subs_det, auth):
     ci = _conn_info(cc.cid, cc.host, cc.port, cc.start, cc.last, cc.stop, cc.reason, cc.rtt, cc.stop,
                     cc.pending, cc.in_msgs, cc.out_msgs, cc.in_bytes, cc.out_bytes, cc.num_subs, cc.name,
                     cc.lang, cc.version, cc.type)
+    if cc.tls_cs is not None:
+        ci["tls_version"], ci["tls_cipher_suite"] = cc.tls_cs
     if auth and cc.user:
         ci["authorized_user"] = cc.user
     if auth and cc.acc:
@@ -320,13 +353,6 @@ def _closed_conn_info(cc, subs, subs_det, auth):
     if auth and cc.jwt:
         ci["jwt"] = cc.jwt
     return ci
-
-
-def _insert_before(d, key, value, later):
-    """Add `key` so that it comes before any of the keys in `later` (Go's struct order)."""
-    moved = [(k, d.pop(k)) for k in later if k in d]
-    d[key] = value
-    d.update(moved)
 
 
 PAUSE_EVERY = 128  # entries filled between two calls of a data function's `pause`

@@ -4,7 +4,8 @@
 Go samples /proc/<pid>/stat every second from a timer and reports the CPU share of the last
 interval. gnatsd samples when asked instead, no more than once a second: `cpu` is the
 percentage of one core used between the two latest samples (the first covers the whole life
-of the process), `mem` the resident set size in bytes. Reading /proc does not block the hub.
+of the process), `mem` the resident set size in bytes at the latest sample (as Go's, up to a
+second old). Reading /proc does not block the hub.
 Where /proc is missing (not Linux), both come from `resource.getrusage`, CPU over the whole
 life of the process.
 
@@ -45,17 +46,20 @@ class ProcUsage:
 
     def __init__(self):
         self.pcpu = 0.0
+        self.rss = self.vss = 0
         self._last_total = None  # CPU ticks at the last sample
         self._last_time = None  # monotonic time of the last sample
         self.sample()
 
     def sample(self):
-        """Take a CPU sample if the last one is a second old (or there is none)."""
+        """Take a sample (CPU and memory, as Go's periodic) if the last one is a second old
+        (or there is none)."""
         now = time.monotonic()
         if self._last_time is not None and now - self._last_time < SAMPLE_INTERVAL:
             return
         try:
             fields = _read_stat()
+            self.rss, self.vss = int(fields[_RSS]) * _PAGE_SIZE, int(fields[_VSIZE])
             total = int(fields[_UTIME]) + int(fields[_STIME])
             if self._last_total is None:
                 # First sample: the share since the process started.
@@ -65,7 +69,7 @@ class ProcUsage:
                 elapsed = now - self._last_time
                 used = total - self._last_total
         except (OSError, ValueError, IndexError):
-            self.pcpu = _rusage_pcpu()
+            self.pcpu, self.rss, self.vss = _rusage_pcpu(), _rusage_rss(), 0
             self._last_time = now
             return
         if elapsed > 0:
@@ -75,13 +79,10 @@ class ProcUsage:
         self._last_time = now
 
     def usage(self):
-        """(pcpu, rss, vss): CPU percent, resident and virtual memory in bytes."""
+        """(pcpu, rss, vss): CPU percent, resident and virtual memory in bytes, as of the last
+        sample (at most a second old)."""
         self.sample()
-        try:
-            fields = _read_stat()
-            return self.pcpu, int(fields[_RSS]) * _PAGE_SIZE, int(fields[_VSIZE])
-        except (OSError, ValueError, IndexError):
-            return self.pcpu, _rusage_rss(), 0
+        return self.pcpu, self.rss, self.vss
 
 
 _START_TIME = time.monotonic()

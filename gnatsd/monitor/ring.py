@@ -21,7 +21,7 @@ class ClosedClient:
     __slots__ = (
         "cid", "host", "port", "start", "last", "stop", "reason", "rtt", "pending",
         "in_msgs", "out_msgs", "in_bytes", "out_bytes", "num_subs", "name", "lang", "version",
-        "subs", "user", "acc", "jwt", "type",
+        "subs", "user", "acc", "jwt", "type", "tls_cs",
     )
 
     @classmethod
@@ -58,6 +58,7 @@ class ClosedClient:
         cc.acc = c.acc.name if c.acc is not c.srv.gacc else ""  # Go: only a non-global account's name
         cc.jwt = copts.get("jwt") or ""
         cc.type = c.type_string  # Go: ConnInfo.Type, "nats" or "websocket"
+        cc.tls_cs = c.tls_cs  # Go: fill keeps version and cipher suite, not the peer certificates
         return cc
 
 
