@@ -23,9 +23,8 @@ import bcrypt
 import nats
 import nkeys as nkeys_pkg
 import pytest
-from nats.errors import Error as NatsError
 
-from conftest import INFO_RE, RawConn, check_for
+from conftest import INFO_RE, RawConn, check_for, load_conf
 from gnatsd import Options, Server, nkeys
 from gnatsd import auth as auth_mod
 from gnatsd.auth import (
@@ -63,14 +62,6 @@ def run(coro):
 def start(opts):
     opts.host, opts.port = "127.0.0.1", -1
     return Server(opts).start_in_thread()
-
-
-def load_conf(tmp_path, text, name="auth.conf"):
-    path = tmp_path / name
-    path.write_text(text)
-    o = Options()
-    process_config_file(o, str(path))
-    return o
 
 
 def conf_errors(tmp_path, text):
