@@ -135,11 +135,6 @@ class ServiceExport(ExportAuth):
             self.rtmr = self.acc.srv.loop.timer(self.resp_thresh)
             self.rtmr.start(self.check_expired_responses)
 
-    def clear_response_threshold_timer(self):
-        if self.rtmr is not None:
-            self.rtmr.close()
-            self.rtmr = None
-
     def check_expired_responses(self):
         """Go: checkExpiredResponses. Drop the response imports older than the threshold.
         Runs as a hub callback."""
@@ -264,9 +259,6 @@ class Account:
     def remove_client(self, c):
         self.clients.pop(c.cid, None)
 
-    def total_subs(self):
-        return self.sublist.count
-
     def select_mapped_subject(self, subject):
         """Go: selectMappedSubject. `subject` as bytes; the mapped one, or None."""
         new, changed = select_mapped_subject(self.mappings, subject.decode("utf-8", "surrogateescape"),
@@ -324,13 +316,6 @@ class Account:
         """Go: checkServiceImportAuthorized."""
         return bool(self.service_exports) and is_valid_subject(subject) and \
             self._export_approved(self.service_exports, account, subject, claim)
-
-    def set_service_export_response_threshold(self, subject, seconds):
-        """Go: SetServiceExportResponseThreshold."""
-        se = self.get_service_export(subject)
-        if se is None:
-            raise AccountError(f"no export defined for {gofmt.go_quote(subject.decode())}")
-        se.resp_thresh = seconds
 
     # -- stream imports -----------------------------------------------------------------------
 

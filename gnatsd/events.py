@@ -30,7 +30,6 @@ log = logging.getLogger("gnatsd")
 
 EVENTS_HB_INTERVAL = 30.0  # Go: eventsHBInterval
 STATSZ_FIRST = 0.25  # Go: the first STATSZ goes out after 250ms, then the interval doubles
-SYS_HASH_LEN = 8
 
 CONNECT_EVENT_SUBJ = "$SYS.ACCOUNT.%s.CONNECT"
 DISCONNECT_EVENT_SUBJ = "$SYS.ACCOUNT.%s.DISCONNECT"
@@ -82,13 +81,6 @@ class SkipRequest(Exception):
     """Go: errSkipZreq. This server does not answer."""
 
 
-def get_hash(name, size=SYS_HASH_LEN):
-    """Go: getHashSize. `size` characters of base 62 from the SHA-256 of `name`."""
-    import hashlib
-    b = hashlib.sha256(name.encode()).digest()
-    return "".join(_DIGITS[x % 62] for x in b[:size])
-
-
 def _nuid():
     """A unique id for an event (Go: nuid.Next, 22 characters of base 62)."""
     return "".join(random.choice(_DIGITS) for _ in range(22))
@@ -104,8 +96,6 @@ class Internal:
         self.sid = 0
         self.sendq = []  # (client or None, subject, reply, message)
         self.wake = Event()
-        self.shash = get_hash(srv.name)
-        self.inbox_pre = ""
         self.statsz = EVENTS_HB_INTERVAL
         self.cstatsz = STATSZ_FIRST
         self.stmr = None
@@ -488,10 +478,7 @@ def _account_requests(srv):
         if acc == "PING":
             raise SkipRequest  # Go: the PING subject matches the wildcard too
         o.accounts = (acc,)
-        stz = m.account_statz(srv, o)
-        if not stz["account_statz"] and not o.include_unused:
-            raise SkipRequest
-        return stz
+        return account_statz_or_skip(srv, o)
 
     return {
         "SUBSZ": (m.SubszOptions, for_account(m.subsz, subscriptions=True)),
@@ -505,9 +492,6 @@ def _account_requests(srv):
 
 def init_event_tracking(srv):
     """Go: initEventTracking. The system client's request subscriptions."""
-    sys = srv.sys
-    sys.inbox_pre = "$SYS._INBOX.%s.*" % sys.shash
-
     def on(subject, handler):
         sys_subscribe(srv, subject, handler)
 
@@ -531,15 +515,19 @@ def init_event_tracking(srv):
     on(ACC_DIRECT_REQ_SUBJ % ("*", "CONNS"), lambda *a: conns_request(srv, *a))
 
     def acc_ping_statz(sub, c, acc, subject, reply, msg):
-        from .monitor import monitor as m
-
-        def respond(o):
-            stz = m.account_statz(srv, o)
-            if not stz["account_statz"] and not o.include_unused:
-                raise SkipRequest
-            return stz
-        z_req(srv, c, reply, msg, "STATZ", m.AccountStatzOptions, respond)
+        from .monitor.monitor import AccountStatzOptions
+        z_req(srv, c, reply, msg, "STATZ", AccountStatzOptions, lambda o: account_statz_or_skip(srv, o))
     on(ACC_PING_REQ_SUBJ % "STATZ", acc_ping_statz)
+
+
+def account_statz_or_skip(srv, o):
+    """Go: the STATZ responders. A server with none of the accounts asked about stays silent
+    unless unused ones are wanted."""
+    from .monitor.monitor import account_statz
+    stz = account_statz(srv, o)
+    if not stz["account_statz"] and not o.include_unused:
+        raise SkipRequest
+    return stz
 
 
 def _malformed(subject):

@@ -36,7 +36,8 @@ _AUTH = {"username", "password", "authorization", "users", "nkeys", "accounts", 
 _TLS = {"tls", "tls_cert", "tls_key", "tls_ca_cert", "tls_verify", "tls_handshake_first",
         "tls_handshake_first_fallback", "tls_min_version", "tls_ciphers"}
 _OTHER = {"max_connections", "pid_file", "ports_file_dir", "max_control_line", "max_payload",
-          "client_advertise", "system_account", "port"}
+          "client_advertise"}
+_RELOADABLE = _SIMPLE | _LOGGING | _AUTH | _TLS | _OTHER
 # Not options read from a config file: never compared.
 _IGNORED = {"config_file", "check_config"}
 # Go's field names, for the errors that name one.
@@ -120,10 +121,7 @@ def diff_options(cur, new):
         old, value = getattr(cur, name), getattr(new, name)
         if old == value:
             continue
-        if name in _SIMPLE or name in _LOGGING or name in _AUTH or name in _TLS or name in _OTHER:
-            if name == "port" or (name == "system_account" and not (old == "" and value == "")):
-                raise ReloadError(f"config reload not supported for {_GO_NAMES[name]}: "
-                                  f"old={_show(name, old)}, new={_show(name, value)}")
+        if name in _RELOADABLE:
             changed.add(name)
             continue
         raise ReloadError(f"config reload not supported for {_GO_NAMES.get(name, name)}: "
