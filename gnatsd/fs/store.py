@@ -23,6 +23,7 @@ Conventions (the stream layer above relies on them):
 from __future__ import annotations
 
 import bisect
+import os
 import time
 
 import gevent
@@ -459,6 +460,29 @@ class StreamStore:
         """A ConsumerStore for consumer `name` (cfg: a ConsumerConfig), counted in
         state().consumer_count until it stops."""
         raise NotImplementedError
+
+    def snapshot(self, check_msgs, include_consumers):
+        """Go: Snapshot. The files of the stream as they are now, for an archive: a
+        SnapshotFiles whose close() ends the snapshot. Raises StoreError. May yield."""
+        raise StoreError("no impl")  # Go: the memory store has no snapshots
+
+
+class SnapshotFiles:
+    """What a snapshot archives: `entries`, a list of (name in the archive, bytes or None,
+    open fd or -1, size); a file given by fd is read up to its size at snapshot time."""
+
+    def __init__(self, entries, on_close):
+        self.entries = entries
+        self._on_close = on_close
+
+    def close(self):
+        for _, _, fd, _ in self.entries:
+            if fd >= 0:
+                os.close(fd)
+        self.entries = []
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
 
 class ConsumerStore:

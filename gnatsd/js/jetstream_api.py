@@ -139,11 +139,12 @@ def handle_request(jsa, subject, reply, body):
 # -- answering ----------------------------------------------------------------------------------
 
 
-def send_api_response(jsa, reply, resp, counts_as_error=None):
+def send_api_response(jsa, reply, resp, counts_as_error=None, request=None):
     """Go: sendAPIResponse / sendAPIErrResponse: count the request, then answer. The JSON
     is made before counting, as Go's handlers marshal before trackAPI. An answer with an
     error counts as one unless `counts_as_error` says otherwise (Go sends some errors with
-    sendAPIResponse)."""
+    sendAPIResponse). `request`: the (subject, body, client info) answered, when not the
+    API greenlet's current one (an answer from another greenlet)."""
     data = gofmt.marshal(resp)
     js = jsa.js
     jsa.api_total += 1
@@ -154,13 +155,14 @@ def send_api_response(jsa, reply, resp, counts_as_error=None):
     client = jsa.acc.internal_client()
     if reply:
         send_internal_msg(js.srv, reply, None, data.encode(), client=client)
-    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(api_audit(js, data)).encode(), client=client)
+    audit = api_audit(js, data, request or js.request)
+    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(audit).encode(), client=client)
 
 
-def api_audit(js, response):
-    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for the request being answered."""
+def api_audit(js, response, request):
+    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for `request` answered with `response`."""
     from ..events import _nuid
-    subject, body, ci = js.request
+    subject, body, ci = request
     adv = {"type": JS_API_AUDIT_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
            "server": js.srv.name, "client": ci, "subject": subject}
     if body:
@@ -171,10 +173,10 @@ def api_audit(js, response):
     return adv
 
 
-def error_response(jsa, reply, rtype, err, counts_as_error=True, **extra):
+def error_response(jsa, reply, rtype, err, counts_as_error=True, request=None, **extra):
     resp = {"type": rtype, "error": err.to_dict()}
     resp.update(extra)
-    send_api_response(jsa, reply, resp, counts_as_error)
+    send_api_response(jsa, reply, resp, counts_as_error, request)
 
 
 def is_empty_request(body):
@@ -462,3 +464,9 @@ _STREAM_HANDLERS = {
     "DELETE": js_stream_delete_request,
     "PURGE": js_stream_purge_request,
 }
+
+# Snapshots live in their own module, which answers through this one's helpers.
+from .snapshot import js_stream_restore_request, js_stream_snapshot_request  # noqa: E402
+
+_STREAM_HANDLERS["SNAPSHOT"] = js_stream_snapshot_request
+_STREAM_HANDLERS["RESTORE"] = js_stream_restore_request

@@ -27,7 +27,7 @@ from collections import deque
 
 from .. import gofmt
 from ..events import send_internal_msg
-from ..fs.filestore import FileStore, FileStoreConfig
+from ..fs.filestore import STREAM_META_FILE, STREAM_META_SUM, FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
 from ..hub import run_blocking
 from ..fs.store import (
@@ -65,8 +65,6 @@ JS_ADVISORY_STREAM_DELETED_PRE = "$JS.EVENT.ADVISORY.STREAM.DELETED"
 JS_ADVISORY_STREAM_UPDATED_PRE = "$JS.EVENT.ADVISORY.STREAM.UPDATED"
 JS_STREAM_ACTION_ADVISORY_TYPE = "io.nats.jetstream.advisory.v1.stream_action"
 
-STREAM_META_FILE = "meta.inf"  # Go: JetStreamMetaFile
-STREAM_META_SUM = "meta.sum"  # Go: JetStreamMetaFileSum
 
 RETENTION = {"limits": LIMITS_POLICY, "interest": INTEREST_POLICY, "workqueue": WORK_QUEUE_POLICY}
 DISCARD = {"old": DISCARD_OLD, "new": DISCARD_NEW}
