@@ -565,3 +565,23 @@ def test_api_audit_advisories(js_server, raw_conn):
     assert audits[0]["client"]["acc"] == "$G" and audits[0]["client"]["server"] == js_server.name
     assert json.loads(audits[1]["response"])["error"]["err_code"] == 10059
     assert api(c, "$JS.API.INFO")["api"] == {"total": 2, "errors": 1}
+
+
+def test_domain_api_prefix(make_server, tmp_path):
+    """Go: with a domain, `$JS.<domain>.API` reaches the API too (nats-py's `domain=`)."""
+    srv = make_server(jetstream=True, store_dir=str(tmp_path), jetstream_domain="hub")
+
+    async def go():
+        nc = await nats.connect(srv.client_url())
+        js = nc.jetstream(domain="hub")
+        await js.add_stream(name="D", subjects=["d"])
+        ack = await js.publish("d", b"1")
+        assert (ack.stream, ack.seq, ack.domain) == ("D", 1, "hub")
+        info = await js.account_info()
+        assert info.domain == "hub" and info.streams == 1
+        # The plain prefix still works; another domain does not exist here.
+        assert (await nc.jetstream().stream_info("D")).state.messages == 1
+        with pytest.raises(Exception):
+            await nc.jetstream(domain="other", timeout=0.3).stream_info("D")
+        await nc.close()
+    run(go())

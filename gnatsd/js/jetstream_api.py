@@ -82,6 +82,29 @@ def set_jetstream_export_subs(jsa):
         js.api_wake.set()
 
     jsa.api_sub = jsa.acc.subscribe_internal(JS_ALL_API, api_dispatch)
+    if js.domain:
+        add_domain_mappings(jsa.acc, js.domain)
+
+
+# Go: generateJSMappingTable. What `$JS.<domain>.API.<suffix>` maps to.
+JS_DOMAIN_MAPPINGS = {
+    "INFO": "$JS.API.INFO", "STREAM.>": "$JS.API.STREAM.>", "CONSUMER.>": "$JS.API.CONSUMER.>",
+    "DIRECT.>": "$JS.API.DIRECT.>", "META.>": "$JS.API.META.>", "SERVER.>": "$JS.API.SERVER.>",
+    "ACCOUNT.>": "$JS.API.ACCOUNT.>", "$KV.>": "$KV.>", "$OBJ.>": "$OBJ.>",
+}
+
+
+def add_domain_mappings(acc, domain):
+    """Go: the domain part of enableAllJetStreamServiceImportsAndMappings: clients of this
+    server reach its API under `$JS.<domain>.API` too; mappings the account has keep theirs."""
+    from ..transform import add_mapping
+    if acc.mappings is None:
+        acc.mappings = []
+    have = {m.src for m in acc.mappings}
+    for suffix, dest in JS_DOMAIN_MAPPINGS.items():
+        src = f"$JS.{domain}.API.{suffix}"
+        if src not in have:
+            add_mapping(acc.mappings, src, dest)
 
 
 def api_loop(js):
