@@ -585,3 +585,19 @@ def test_domain_api_prefix(make_server, tmp_path):
             await nc.jetstream(domain="other", timeout=0.3).stream_info("D")
         await nc.close()
     run(go())
+
+
+@pytest.mark.parametrize("storage,plain,with_hdr", [("file", 47, 69), ("memory", 33, 51)])
+def test_stream_bytes_count_as_go(js_server, storage, plain, with_hdr):
+    """Stream bytes as nats-server 2.9.10 reports them (fileStoreMsgSize, memStoreMsgSize),
+    whatever gnatsd's records take: nats.py's own tests compare them."""
+    async def go():
+        nc = await nats.connect(js_server.client_url())
+        js = nc.jetstream()
+        await js.add_stream(name="B", subjects=["world"], storage=storage)
+        await js.publish("world", b"Hello world!")
+        assert (await js.stream_info("B")).state.bytes == plain
+        await js.publish("world", b"Hello world!", headers={"A": "b"})
+        assert (await js.stream_info("B")).state.bytes == plain + with_hdr
+        await nc.close()
+    run(go())

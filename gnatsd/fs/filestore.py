@@ -18,7 +18,8 @@ memory speed in zlib on both CPython and PyPy and detects every burst error up t
 the threat is the disk, not an adversary. Kinds: MSG (a message), SKIP (sequences up to
 `seq` were used), DEL (a tombstone: message `seq` was removed) and ERASED (a message
 overwritten in place by erase_msg). A stream's message bytes (`state().bytes`, max_bytes)
-count whole records, as Go counts its own records (fileStoreMsgSize).
+count each message as Go's fileStoreMsgSize does, whatever the record here takes, so that
+clients see the numbers the Go server gives.
 
 The index (`seq -> block/offset`, per-subject sequences) lives in memory. At start it comes
 from index.snap when that file's checksum holds and every block it names has the size and
@@ -81,7 +82,7 @@ FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
-SNAP_VERSION = 1
+SNAP_VERSION = 2  # 2: msgs entries carry the has-headers flag
 OBS_MAGIC = b"GNCS"
 OBS_VERSION = 1
 MSGS_DIR = "msgs"
@@ -176,16 +177,17 @@ def _unpack_checked(magic, data):
 
 
 class _Loc:
-    """An index entry: where message `seq` lives."""
+    """An index entry: where message `seq` lives; `hdr`: whether it has headers."""
 
-    __slots__ = ("subj", "ts", "blk", "off", "rl")
+    __slots__ = ("subj", "ts", "blk", "off", "rl", "hdr")
 
-    def __init__(self, subj, ts, blk, off, rl):
+    def __init__(self, subj, ts, blk, off, rl, hdr):
         self.subj = subj
         self.ts = ts
         self.blk = blk
         self.off = off
         self.rl = rl
+        self.hdr = hdr
 
 
 class _MsgBlock:
@@ -358,7 +360,7 @@ class FileStore(IndexedStore):
                     p = off + HDR_SIZE
                     subj = buf[p:p + slen]
                     subj = subjects.setdefault(subj, subj)
-                    entries[seq] = _Loc(subj, ts, blk, off, rl)
+                    entries[seq] = _Loc(subj, ts, blk, off, rl, hlen > 0)
                     blk.note_msg(seq, off, rl)
                 elif kind == REC_DEL:
                     deleted.add(seq)
@@ -417,10 +419,10 @@ class FileStore(IndexedStore):
             subjects = snap["subjects"]
             flat = snap["msgs"]
             entries = {}
-            for i in range(0, len(flat), 6):
-                seq, bi, off, rl, si, ts = flat[i:i + 6]
+            for i in range(0, len(flat), 7):
+                seq, bi, off, rl, si, ts, hdr = flat[i:i + 7]
                 blk = bim[bi]
-                entries[seq] = _Loc(subjects[si], ts, blk, off, rl)
+                entries[seq] = _Loc(subjects[si], ts, blk, off, rl, hdr)
                 blk.note_msg(seq, off, rl)
             for bi, seqs in snap["dead"].items():
                 bim[bi].dead.update(seqs)
@@ -446,7 +448,7 @@ class FileStore(IndexedStore):
         sidx = {s: i for i, s in enumerate(subjects)}
         flat = []
         for seq, loc in self._msgs.items():
-            flat.extend((seq, loc.blk.index, loc.off, loc.rl, sidx[loc.subj], loc.ts))
+            flat.extend((seq, loc.blk.index, loc.off, loc.rl, sidx[loc.subj], loc.ts, loc.hdr))
         snap = {
             "v": SNAP_VERSION,
             "blocks": [[b.index, b.size, b.last_off] for b in self._blks],
@@ -500,7 +502,7 @@ class FileStore(IndexedStore):
         rec = HDR.pack(rl, REC_MSG, seq, ts, slen, len(hdr)) + subj + hdr + msg
         off = self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
         blk.note_msg(seq, off, rl)
-        return _Loc(subj, ts, blk, off, rl)
+        return _Loc(subj, ts, blk, off, rl, len(hdr) > 0)
 
     def _write_marker(self, kind, seq, ts, roll):
         blk = self._lmb
@@ -519,7 +521,10 @@ class FileStore(IndexedStore):
             log.error("Filestore [%s] could not write the removal of message %d: %s", self.cfg.name, seq, e)
 
     def _entry_size(self, loc):
-        return loc.rl
+        # Go: fileStoreMsgSize (22 bytes of record header, a 4-byte header length when there
+        # are headers, an 8-byte hash), so that stream bytes and max_bytes count as in Go;
+        # gnatsd's record is 31 bytes plus subject, headers and payload.
+        return loc.rl + 3 if loc.hdr else loc.rl - 1
 
     def _load(self, seq, loc):
         """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
@@ -760,7 +765,7 @@ class FileStore(IndexedStore):
                 if seq in erased:
                     # Erased meanwhile in the old file: erase again in the new one.
                     rl, _, _, ts, _, _ = HDR.unpack_from(data, noff)
-                    self._erase_record(blk, seq, _Loc(b"", ts, blk, noff, rl))
+                    self._erase_record(blk, seq, _Loc(b"", ts, blk, noff, rl, False))
                     blk.dead.discard(seq)
         self._dir_dirty = True
         self._wgen += 1
