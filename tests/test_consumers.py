@@ -369,3 +369,218 @@ def test_pull_with_nats_py(js_server):
             await psub.fetch(1, timeout=0.3)
         await nc.close()
     run(main())
+
+
+# -- acks, redelivery, deliver policies, retention -----------------------------------------------
+
+
+async def _state(nc, stream, consumer):
+    r = json.loads((await nc.request(f"$JS.API.CONSUMER.INFO.{stream}.{consumer}", b"")).data)
+    for k in ("delivered", "ack_floor"):
+        r[k].pop("last_active", None)
+    return (r["delivered"]["consumer_seq"], r["delivered"]["stream_seq"], r["ack_floor"]["consumer_seq"],
+            r["ack_floor"]["stream_seq"], r["num_ack_pending"], r["num_redelivered"], r["num_pending"])
+
+
+async def _stream_state(nc, stream):
+    st = json.loads((await nc.request(f"$JS.API.STREAM.INFO.{stream}", b"")).data)["state"]
+    return st["messages"], st["first_seq"], st["last_seq"], st["consumer_count"]
+
+
+def test_ack_policies_as_go(js_server):
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="A", subjects=["a.*"])
+        for i in range(6):
+            await js.publish("a.%d" % (i % 3), b"%d" % i)
+        ps = await js.pull_subscribe("a.*", durable="all", config=ConsumerConfig(ack_policy=AckPolicy.ALL))
+        ms = await ps.fetch(4, timeout=1)
+        await ms[2].ack_sync()  # acks 1..3
+        assert await _state(nc, "A", "all") == (4, 4, 3, 3, 1, 0, 2)
+        ps2 = await js.pull_subscribe("a.*", durable="exp",
+                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=0.3))
+        ms = await ps2.fetch(5, timeout=1)
+        await ms[1].ack()
+        await ms[2].term()
+        await ms[0].nak()
+        await ms[3].in_progress()
+        await nc.flush()
+        assert await _state(nc, "A", "exp") == (5, 5, 0, 0, 3, 0, 1)
+        ms2 = await ps2.fetch(1, timeout=1)  # the nak'ed one first
+        assert (ms2[0].data, ms2[0].metadata.num_delivered) == (b"0", 2)
+        assert ms2[0].reply.startswith("$JS.ACK.A.exp.2.1.6.") and ms2[0].reply.endswith(".1")
+        await ms2[0].ack_sync()  # an ack with a reply is answered
+        await asyncio.sleep(0.4)  # past ack_wait: 4 and 5 come again, the +WPI one later
+        ms3 = await ps2.fetch(3, timeout=1)
+        # (the +WPI moved the ack wait of "3": which of the two comes first depends on timing)
+        assert sorted((m.data, m.metadata.num_delivered) for m in ms3) == [(b"3", 2), (b"4", 2), (b"5", 1)]
+        assert [m.metadata.sequence.consumer for m in ms3] == [7, 8, 9]
+        assert await _state(nc, "A", "exp") == (9, 6, 3, 3, 3, 2, 0)
+        # ack none: the ack floor follows the deliveries
+        ps3 = await js.pull_subscribe("a.*", durable="none", config=ConsumerConfig(ack_policy=AckPolicy.NONE))
+        assert len(await ps3.fetch(2, timeout=1)) == 2
+        assert await _state(nc, "A", "none") == (2, 2, 2, 2, 0, 0, 4)
+        await nc.close()
+    run(main())
+
+
+def test_nak_delay_term_and_max_deliver_advisories(js_server):
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        adv = await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.>")
+        await js.add_stream(name="A", subjects=["a"])
+        await js.publish("a", b"x")
+        ps = await js.pull_subscribe("a", durable="d", config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, ack_wait=5, max_deliver=2))
+        m = (await ps.fetch(1, timeout=1))[0]
+        t0 = time.monotonic()
+        await m.nak(delay=0.3)
+        m = (await ps.fetch(1, timeout=2))[0]
+        assert 0.25 < time.monotonic() - t0 < 1.5 and m.metadata.num_delivered == 2
+        await m.nak()  # a third delivery would exceed max_deliver
+        with pytest.raises(nats.errors.TimeoutError):
+            await ps.fetch(1, timeout=0.3)
+        subjects = []
+        while True:
+            try:
+                a = await adv.next_msg(0.5)
+            except nats.errors.TimeoutError:
+                break
+            subjects.append(a.subject)
+            if a.subject.startswith("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"):
+                d = json.loads(a.data)
+                assert (d["type"], d["stream_seq"], d["deliveries"]) == (
+                    "io.nats.jetstream.advisory.v1.max_deliver", 1, 2)
+        assert subjects == ["$JS.EVENT.ADVISORY.CONSUMER.CREATED.A.d", "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.A.d",
+                            "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.A.d",
+                            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.A.d"]
+        await js.publish("a", b"y")
+        m = (await ps.fetch(1, timeout=1))[0]
+        await m.term()
+        a = await adv.next_msg(1)
+        assert a.subject == "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.A.d"
+        d = json.loads(a.data)
+        assert (d["type"], d["consumer_seq"], d["stream_seq"], d["deliveries"]) == (
+            "io.nats.jetstream.advisory.v1.terminated", 3, 2, 1)
+        await nc.close()
+    run(main())
+
+
+def test_backoff_timing(js_server):
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="B", subjects=["b"])
+        await js.publish("b", b"x")
+        ps = await js.pull_subscribe("b", durable="d", config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, backoff=[0.1, 0.4], max_deliver=4))
+        info = await js.consumer_info("B", "d")
+        assert info.config.ack_wait == 0.1  # Go: the first backoff step
+        t0 = time.monotonic()
+        times = []
+        for _ in range(3):
+            m = (await ps.fetch(1, timeout=2))[0]
+            times.append(time.monotonic() - t0)
+        assert times[0] < 0.1
+        assert 0.08 < times[1] - times[0] < 0.35  # backoff[0]
+        assert 0.35 < times[2] - times[1] < 0.8  # backoff[1]
+        assert m.metadata.num_delivered == 3
+        await nc.close()
+    run(main())
+
+
+def test_max_ack_pending(js_server):
+    from nats.js.api import AckPolicy, ConsumerConfig
+
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="A", subjects=["a"])
+        for i in range(6):
+            await js.publish("a", b"%d" % i)
+        ps = await js.pull_subscribe("a", durable="d", config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT, max_ack_pending=2))
+        ms = await ps.fetch(5, timeout=0.5)
+        assert len(ms) == 2
+        assert await _state(nc, "A", "d") == (2, 2, 0, 0, 2, 0, 4)
+        await ms[0].ack()
+        ms = await ps.fetch(5, timeout=0.5)
+        assert [m.data for m in ms] == [b"2"]
+        await nc.close()
+    run(main())
+
+
+def test_deliver_policies_as_go(js_server):
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="A", subjects=["a.*"])
+        for i in range(6):
+            await js.publish("a.%d" % (i % 3), b"%d" % i)
+        cases = [("all", {}, 0, 6, [b"0", b"1", b"2", b"3", b"4", b"5", "408"]),
+                 ("last", {}, 5, 1, [b"5", "408"]),
+                 ("last", {"filter_subject": "a.1"}, 4, 1, [b"4", "408"]),
+                 ("new", {}, 6, 0, ["404"]),
+                 ("by_start_sequence", {"opt_start_seq": 4}, 3, 3, [b"3", b"4", b"5", "408"]),
+                 ("last_per_subject", {"filter_subject": "a.*"}, 3, 3, [b"3", b"4", b"5", "408"])]
+        for dp, extra, sseq, pending, want in cases:
+            r = json.loads((await nc.request("$JS.API.CONSUMER.CREATE.A", json.dumps(
+                {"stream_name": "A", "config": dict(deliver_policy=dp, ack_policy="none", **extra)}).encode())).data)
+            assert (r["delivered"]["stream_seq"], r["num_pending"]) == (sseq, pending), dp
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.A.{r['name']}", b'{"batch":10,"no_wait":true}', reply=inbox)
+            got = []
+            while True:
+                m = await sub.next_msg(1)
+                if m.headers and m.headers.get("Status"):
+                    got.append(m.headers["Status"])
+                    break
+                got.append(m.data)
+            assert got == want, dp
+        # by_start_time
+        since = "2000-01-01T00:00:00Z"
+        r = json.loads((await nc.request("$JS.API.CONSUMER.CREATE.A", json.dumps(
+            {"stream_name": "A", "config": {"deliver_policy": "by_start_time", "opt_start_time": since}}).encode())).data)
+        assert (r["config"]["opt_start_time"], r["delivered"]["stream_seq"], r["num_pending"]) == (since, 0, 6)
+        await nc.close()
+    run(main())
+
+
+def test_workqueue_and_interest_retention_as_go(js_server):
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="W", subjects=["w.*"], retention="workqueue")
+        for i in range(4):
+            await js.publish("w.%d" % (i % 2), b"w%d" % i)
+        pw = await js.pull_subscribe("w.0", durable="w0", stream="W")
+        ms = await pw.fetch(2, timeout=1)
+        await ms[0].ack_sync()
+        assert await _stream_state(nc, "W") == (3, 2, 4, 1)
+        assert await _state(nc, "W", "w0") == (2, 3, 1, 2, 1, 0, 0)
+        await js.add_stream(name="I", subjects=["i.*"], retention="interest")
+        await js.publish("i.x", b"nobody listens")  # no consumer: not kept
+        p1 = await js.pull_subscribe("i.*", durable="i1", stream="I")
+        p2 = await js.pull_subscribe("i.y", durable="i2", stream="I")
+        for s in ("i.x", "i.y", "i.x", "i.y"):
+            await js.publish(s, s.encode())
+        assert await _stream_state(nc, "I") == (4, 2, 5, 2)
+        for m in await p1.fetch(4, timeout=1):
+            await m.ack_sync()
+        assert await _stream_state(nc, "I") == (2, 3, 5, 2)  # i.y still wanted by i2
+        for m in await p2.fetch(1, timeout=1):
+            await m.ack_sync()
+        assert await _stream_state(nc, "I") == (1, 5, 5, 2)
+        await js.delete_consumer("I", "i2")  # its interest goes with it
+        assert await _stream_state(nc, "I") == (0, 6, 5, 1)
+        await nc.close()
+    run(main())
