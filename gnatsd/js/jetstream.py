@@ -9,7 +9,8 @@ limitsExceeded / checkAllLimits, JetStreamUsage and the /jsz figures.
 
 Layout on disk, as Go's: `<store_dir>/jetstream/<account>/streams/<stream>/` with `meta.inf`
 and `meta.sum` (the stream's config, see stream.write_stream_meta) beside the file store's
-own files (gnatsd/fs/filestore.py). Consumers (a later consumer.py) will live in `obs/`.
+own files (gnatsd/fs/filestore.py); a stream's consumers keep theirs in `obs/<consumer>/`
+(consumer.py), and come back with their stream.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import time
 from gevent.event import Event
 
 from ..fs.store import FILE_STORAGE, MEMORY_STORAGE
+from .consumer import recover_consumers
 from .errors import api_error
 from .stream import Stream, check_stream_cfg, load_stream_meta, new_store
 
@@ -311,6 +313,10 @@ class JsAccount:
                 continue
             st = mset.store.fast_state()
             log.info("  Restored %s messages for stream '%s > %s'", f"{st.msgs:,}", self.acc.name, name)
+            recover_consumers(mset)
+
+    def num_consumers(self):
+        return sum(len(m.consumers) for m in self.streams.values())
 
     def recover_stream(self, created, cfg):
         """Start stream `cfg` from the files in its directory (at start, or restored from
@@ -320,7 +326,8 @@ class JsAccount:
 
     def usage(self):
         """Go: JetStreamUsage, as JSON (JetStreamAccountStats)."""
-        d = {"memory": self.memory, "storage": self.storage, "streams": len(self.streams), "consumers": 0,
+        d = {"memory": self.memory, "storage": self.storage, "streams": len(self.streams),
+             "consumers": self.num_consumers(),
              "limits": dict(self.limits)}
         if self.js.domain:
             d["domain"] = self.js.domain

@@ -386,6 +386,8 @@ class Stream:
         self.ddarr = deque()  # (ts, id), oldest first
         self.lmsg_id = ""
         self.closed = False
+        self.consumers = {}  # name -> consumer.Consumer (Go: consumers, cList)
+        self.num_filter = 0  # consumers with a filter (Go: numFilter)
         self.set_pub_ack()
         store.register_storage_updates(self.storage_updated)
 
@@ -407,7 +409,11 @@ class Stream:
             self.pub_ack = f'{{"stream":{name}, "seq":'.encode()
 
     def storage_updated(self, md, bd, seq, subj):
-        """Go: storeUpdates. Keeps the account's and the server's usage."""
+        """Go: storeUpdates. Keeps the account's and the server's usage; a single removal
+        is passed to the consumers (their pending counts, a pending delivery of it)."""
+        if md == -1 and seq > 0 and self.consumers:
+            for o in list(self.consumers.values()):
+                o.dec_stream_pending(seq, subj)
         self.jsa.update_usage(self.cfg.storage, bd)
 
     # -- subscriptions -------------------------------------------------------------------------
@@ -543,7 +549,7 @@ class Stream:
             log.error("JetStream resource limits exceeded for server")
             self.pub_ack_error(reply, api_error("InsufficientResources"))
             return
-        if cfg.retention == INTEREST_POLICY and self.num_consumers() == 0:
+        if cfg.retention == INTEREST_POLICY and self.no_interest(subject):
             # Go: no interest, nothing to keep: the sequence is used, the message dropped.
             seq = store.skip_msg(wait=False)
             self.lmsg_id = msg_id
@@ -579,10 +585,98 @@ class Stream:
             store.purge_ex(subj, seq, 0, wait=False)
         if reply:
             store.on_synced(self._acked, reply, seq)
+        if self.consumers:
+            self.signal_consumers(subject, seq)
+
+    # -- consumers -----------------------------------------------------------------------------
 
     def num_consumers(self):
-        """Go: len(mset.consumers). Consumers come with consumer.py."""
-        return 0
+        """Go: numConsumers."""
+        return len(self.consumers)
+
+    def num_public_consumers(self):
+        """Go: numPublicConsumers (those not `direct`)."""
+        return sum(1 for o in self.consumers.values() if not o.cfg.direct)
+
+    def public_consumers(self):
+        """Go: getPublicConsumers, sorted by name."""
+        return sorted((o for o in self.consumers.values() if not o.cfg.direct), key=lambda o: o.name)
+
+    def set_consumer(self, o):
+        """Go: setConsumer."""
+        self.consumers[o.name] = o
+        if o.filters:
+            self.num_filter += 1
+
+    def remove_consumer(self, o):
+        """Go: removeConsumer."""
+        if self.consumers.get(o.name) is o:
+            del self.consumers[o.name]
+            if o.filters and self.num_filter > 0:
+                self.num_filter -= 1
+
+    def no_interest(self, subject):
+        """Go: processJetStreamMsg's noInterest for interest retention: no consumer, or none
+        whose filter takes `subject`."""
+        if not self.consumers:
+            return True
+        if self.num_filter == 0:
+            return False
+        return not any(not o.filters or o.is_filtered_match(subject) for o in self.consumers.values())
+
+    def signal_consumers(self, subject, seq):
+        """Go: signalConsumers, inline: each consumer whose filter takes `subject` learns of
+        `seq` (a counter and an Event; nothing yields)."""
+        for o in self.consumers.values():
+            if not o.filters or o.is_filtered_match(subject):
+                o.process_stream_signal(seq)
+
+    def partition_unique(self, partitions):
+        """Go: partitionUnique (2.10: several filters). No consumer's filter overlaps."""
+        for o in self.consumers.values():
+            if not o.filters:
+                return False
+            for f, _ in o.filters:
+                for p in partitions:
+                    p = p.encode()
+                    if subject_is_subset_match(p, f) or subject_is_subset_match(f, p):
+                        return False
+        return True
+
+    def potential_filtered_consumers(self):
+        """Go: potentialFilteredConsumers."""
+        subjects = self.cfg.subjects
+        if not self.consumers or not subjects:
+            return False
+        return len(subjects) > 1 or subject_has_wildcard(subjects[0].encode())
+
+    def check_interest(self, seq, obs):
+        """Go: checkInterest. Whether a consumer other than `obs` still needs `seq`."""
+        subj = b""
+        if self.potential_filtered_consumers():
+            try:
+                subj = self.store.load_msg(seq).subj
+            except StoreError:
+                return False
+        return any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values())
+
+    def ack_msg(self, o, seq):
+        """Go: ackMsg. A consumer acked `seq` on an interest or work-queue stream: remove it
+        once no other consumer needs it. Does not yield."""
+        retention = self.cfg.retention
+        if retention == LIMITS_POLICY:
+            return
+        if seq < self.store.fast_state().first_seq:
+            return
+        if retention == WORK_QUEUE_POLICY:
+            should_remove = not any(c.cfg.direct for c in self.consumers.values()) or not self.check_interest(seq, o)
+        else:
+            should_remove = not self.check_interest(seq, o)
+        if should_remove:
+            try:
+                self.store.remove_msg(seq, wait=False)
+            except StoreError:
+                pass
 
     def _acked(self, err, reply, seq):
         """The store has `seq` on disk (or failed to): answer the publisher."""
@@ -686,8 +780,18 @@ class Stream:
         seq = req.get("seq", 0) if req else 0
         keep = req.get("keep", 0) if req else 0
         if not subject and not seq and not keep:
-            return self.store.purge()
-        return self.store.purge_ex(subject.encode(), seq, keep)
+            purged = self.store.purge()
+        else:
+            purged = self.store.purge_ex(subject.encode(), seq, keep)
+        st = self.store.fast_state()
+        fseq, lseq = st.first_seq, st.last_seq
+        if subject:
+            fseq = self.store.filtered_state(st.first_seq, subject.encode()).first
+        for o in list(self.consumers.values()):
+            if subject and not o.is_filtered_match(subject.encode()):
+                continue
+            o.purge(fseq, lseq)
+        return purged
 
     def delete_msg(self, seq, no_erase):
         """Go: deleteMsg / eraseMsg. May yield."""
@@ -701,6 +805,9 @@ class Stream:
             return
         self.closed = True
         self.unsubscribe_to_stream()
+        for o in list(self.consumers.values()):
+            o.stop_with_flags(delete, delete, stream_gone=True)
+        self.consumers.clear()
         if delete:
             self.send_action_advisory("delete")
             self.store.delete()  # a file store removes its directory, meta files included
