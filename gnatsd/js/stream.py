@@ -450,8 +450,7 @@ class Stream:
 
     def send(self, reply, body):
         """Go: outq.sendMsg. Queue `body` (bytes, or (header, body)) to `reply`."""
-        send_internal_msg(self.srv, reply.decode("utf-8", "surrogateescape") if isinstance(reply, bytes) else reply,
-                          None, body, client=self.acc.internal_client())
+        send_internal_msg(self.srv, reply, None, body, client=self.acc.internal_client())
 
     def pub_ack_error(self, reply, err):
         """Go: a JSPubAckResponse with an error: {"error":{...},"stream":name}."""
