@@ -605,9 +605,10 @@ class Consumer:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, subject, hdr, msg=b"", reply=None):
-        """Go: outq.send. Everything a consumer sends goes out in order through here."""
-        send_internal_msg(self.srv, subject, reply, (hdr, msg), client=self.acc.internal_client())
+    def send(self, subject, hdr, msg=b"", reply=None, deliver=None):
+        """Go: outq.send. Everything a consumer sends goes out in order through here;
+        `deliver`: the message's own subject, which subscribers of `subject` see."""
+        send_internal_msg(self.srv, subject, reply, (hdr, msg), client=self.acc.internal_client(), deliver=deliver)
 
     def send_advisory(self, subject, adv):
         if self.jsa.js.domain:
@@ -1610,7 +1611,7 @@ class Consumer:
         if self.maxpb > 0:
             self.pbytes += psz
         seq = sm.seq
-        self.send(dsubj, hdr, msg, ack_reply)
+        self.send(dsubj, hdr, msg, ack_reply, sm.subj)
         ap = self.cfg.ack_policy
         if ap == ACK_NONE:
             self.adflr, self.asflr = dseq, seq
