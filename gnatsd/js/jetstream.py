@@ -21,6 +21,7 @@ from gevent.event import Event
 
 from ..fs.store import FILE_STORAGE, MEMORY_STORAGE
 from .errors import api_error
+from .sources import wake_followers
 from .stream import Stream, check_stream_cfg, load_stream_meta, new_store
 
 log = logging.getLogger("gnatsd")
@@ -228,7 +229,7 @@ class JsAccount:
     def add_stream(self, config, created=None, recovering=False):
         """Go: Account.addStream, for one server. Returns (stream, created: bool); raises
         ApiError. May yield (the file store and the meta file)."""
-        cfg = check_stream_cfg(self, config)
+        cfg = check_stream_cfg(self, config, recovering)
         if cfg.num_replicas > 1:
             raise api_error("StreamReplicasNotSupported")
         mset = self.streams.get(cfg.name)
@@ -258,6 +259,7 @@ class JsAccount:
         self.update_usage(cfg.storage, store.fast_state().bytes)
         self.streams[cfg.name] = mset
         mset.subscribe_to_stream()
+        wake_followers(self, cfg.name)
         mset.send_action_advisory("create")  # Go: at recovery too
         return mset, True
 
