@@ -282,3 +282,85 @@ def test_file_mirror_and_source_recover_after_restart(make_server, tmp_path, raw
     assert [msg(c2, "S", q)[2] for q in range(1, 7)] == [b"0", b"1", b"2", b"own", b"3", b"4"]
     i = info(c2, "S")
     assert i["sources"][0]["lag"] == 0 and json.dumps(i).count("error") == 0
+
+
+# -- 2.10: subject transform, first_seq, metadata, compression ----------------------------------
+
+
+def test_subject_transform_first_seq_metadata(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    r = api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["in.*"],"storage":"memory","first_seq":100,'
+                                          b'"subject_transform":{"src":"in.*","dest":"out.$1"},'
+                                          b'"metadata":{"b":"2","a":"1"}}')
+    cfg = json.dumps(r["config"], separators=(",", ":"))
+    assert cfg.endswith('"first_seq":100,"subject_transform":{"src":"in.*","dest":"out.$1"},"allow_direct":false,'
+                        '"mirror_direct":false,"sealed":false,"deny_delete":false,"deny_purge":false,'
+                        '"allow_rollup_hdrs":false,"metadata":{"a":"1","b":"2"}}')
+    assert (r["state"]["first_seq"], r["state"]["last_seq"]) == (100, 99)
+    assert request(c, "in.x", b"hello")[1] == b'{"stream":"T", "seq":100}'
+    assert msg(c, "T", 100) == ("out.x", b"", b"hello")
+    # the same config again is no change; another transform is an update
+    assert api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["in.*"],"storage":"memory","first_seq":100,'
+                                             b'"subject_transform":{"src":"in.*","dest":"out.$1"},'
+                                             b'"metadata":{"a":"1","b":"2"}}')["did_create"]
+    api(c, "$JS.API.STREAM.UPDATE.T", b'{"name":"T","subjects":["in.*"],"storage":"memory",'
+                                      b'"subject_transform":{"src":"in.*","dest":"new.$1"}}')
+    request(c, "in.y", b"again")
+    assert msg(c, "T", 101)[0] == "new.y"
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"name":"B","subjects":["b"],"compression":"zip"}', (400, 10025, "invalid JSON")),
+    (b'{"name":"B","subjects":["b"],"metadata":{"a":1}}', (400, 10025, "invalid JSON")),
+    (b'{"name":"B","subjects":["t3"],"subject_transform":{"src":"t3.*.","dest":"x"}}',
+     (400, 10155, "stream transform source: invalid subject t3.*.")),
+    (b'{"name":"B","subjects":["t4.*"],"subject_transform":{"src":"t4.*","dest":"x.$2"}}',
+     (400, 10156, "stream transform: invalid mapping destination: wildcard index out of range in $2: [2]")),
+    (b'{"name":"B","subjects":["b"],"discard_new_per_subject":true}',
+     (500, 10052, "discard new per subject requires discard new policy to be set")),
+    (b'{"name":"B","subjects":["b"],"discard_new_per_subject":true,"discard":"new"}',
+     (500, 10052, "discard new per subject requires max msgs per subject > 0")),
+    (b'{"name":"B","subjects":["b"],"mirror_direct":true}',
+     (500, 10052, "stream has no mirror but does have mirror direct")),
+    (b'{"name":"B","subjects":["b"],"subject_delete_marker_ttl":500000000}',
+     (500, 10052, "subject delete marker TTL must be at least 1 second")),
+    (b'{"name":"B","subjects":["b"],"subject_delete_marker_ttl":-1}',
+     (500, 10052, "subject delete marker TTL must not be negative")),
+    (b'{"name":"B","subjects":["b"],"metadata":{"k":"' + b"v" * 131072 + b'"}}',
+     (500, 10052, "stream metadata exceeds maximum size of 131072 bytes")),
+])
+def test_newer_config_checks(js_server, raw_conn, body, expected):
+    c = raw_conn(js_server)
+    assert api(c, "$JS.API.STREAM.CREATE.B", body)["error"] == dict(zip(("code", "err_code", "description"), expected))
+
+
+def test_mirror_direct_follows_the_origin(js_server, raw_conn):
+    c = raw_conn(js_server)
+    api(c, "$JS.API.STREAM.CREATE.K", b'{"name":"K","subjects":["k"],"allow_direct":true}')
+    assert api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","mirror":{"name":"K"}}')["config"]["mirror_direct"] is True
+    assert api(c, "$JS.API.STREAM.CREATE.N", b'{"name":"N","mirror":{"name":"Z"}}')["config"]["mirror_direct"] is False
+
+
+def test_s2_compression_on_disk_and_after_restart(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path))
+    c = raw_conn(s, headers=True)
+    r = api(c, "$JS.API.STREAM.CREATE.Z", b'{"name":"Z","subjects":["z"],"compression":"s2"}')
+    assert r["config"]["compression"] == "s2"
+    big = b"compress me please " * 100
+    request(c, "z", big, {"H": "x" * 80})
+    request(c, "z", b"tiny")
+    assert msg(c, "Z", 1) == ("z", b"NATS/1.0\r\nH: " + b"x" * 80 + b"\r\n\r\n", big)
+    blocks = list((tmp_path / "jetstream" / "$G" / "streams" / "Z" / "msgs").glob("*.blk"))
+    data = b"".join(p.read_bytes() for p in blocks)
+    assert big not in data and b"tiny" in data and len(data) < len(big) // 4
+    assert info(c, "Z")["state"]["bytes"] < len(big) // 4  # bytes count what is on disk
+    c.close()
+    s.stop_thread()
+    (tmp_path / "jetstream" / "$G" / "streams" / "Z" / "index.snap").unlink()  # recover by scanning
+    s2 = make_server(jetstream=True, store_dir=str(tmp_path))
+    c2 = raw_conn(s2, headers=True)
+    assert msg(c2, "Z", 1)[2] == big and msg(c2, "Z", 2)[2] == b"tiny"
+    # compression can be turned off: what is stored stays readable
+    api(c2, "$JS.API.STREAM.UPDATE.Z", b'{"name":"Z","subjects":["z"]}')
+    request(c2, "z", big)
+    assert msg(c2, "Z", 3)[2] == big and msg(c2, "Z", 1)[2] == big

@@ -11,14 +11,18 @@ A block is a sequence of records, all little-endian:
 
     rlen u32 | kind u8 | seq u64 | ts i64 | slen u16 | hlen u32 | subject | headers | payload | crc32 u32
 
-`rlen` is the whole record; the CRC-32 (zlib) covers everything before it, so a torn write
+`rlen` is the whole record (in an MSG_S2 record, the headers and the payload are each
+snappy-compressed and `hlen` is the compressed headers' length); the CRC-32 (zlib) covers everything before it, so a torn write
 or a flipped bit anywhere is detected (CRC-32 over a record plus its own CRC leaves a
 constant residue, which reading checks without slicing). CRC-32 over BLAKE2b: it runs at
 memory speed in zlib on both CPython and PyPy and detects every burst error up to 32 bits;
-the threat is the disk, not an adversary. Kinds: MSG (a message), SKIP (sequences up to
+the threat is the disk, not an adversary. Kinds: MSG (a message), MSG_S2 (a message
+compressed, for a stream with `compression: s2`: written when it saves space on a message of
+64 bytes or more, as Go compresses its blocks; with python-snappy), SKIP (sequences up to
 `seq` were used), DEL (a tombstone: message `seq` was removed) and ERASED (a message
 overwritten in place by erase_msg). A stream's message bytes (`state().bytes`, max_bytes)
-count whole records, as Go counts its own records (fileStoreMsgSize).
+count whole records as they are on disk (compressed ones compressed), as Go counts its own
+records (fileStoreMsgSize).
 
 The index (`seq -> block/offset`, per-subject sequences) lives in memory. At start it comes
 from index.snap when that file's checksum holds and every block it names has the size and
@@ -52,6 +56,7 @@ import zlib
 import gevent
 import gevent.event
 import msgpack
+import snappy
 
 from gnatsd.hub import run_blocking
 from gnatsd.fs.store import (
@@ -72,7 +77,10 @@ REC_MSG = 1
 REC_SKIP = 2
 REC_DEL = 3
 REC_ERASED = 4
-KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED)
+REC_MSG_S2 = 5
+KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED, REC_MSG_S2)
+MSG_KINDS = (REC_MSG, REC_MSG_S2)
+S2_MIN = 64  # messages (headers + payload) shorter than this are not compressed
 
 DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
 DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
@@ -346,11 +354,11 @@ class FileStore(IndexedStore):
                     off = stop
                     continue
                 rl, kind, seq, ts, slen, hlen = HDR.unpack_from(buf, off)
-                if kind == REC_MSG or kind == REC_SKIP:
+                if kind in MSG_KINDS or kind == REC_SKIP:
                     if lost_from >= 0:
                         lost_seqs.extend(range(lost_from + 1, seq))
                         lost_from = -1
-                if kind == REC_MSG:
+                if kind in MSG_KINDS:
                     p = off + HDR_SIZE
                     subj = buf[p:p + slen]
                     subj = subjects.setdefault(subj, subj)
@@ -490,10 +498,17 @@ class FileStore(IndexedStore):
         rl = REC_OVERHEAD + slen + len(hdr) + len(msg)
         if slen > 0xFFFF or rl >= MAX_RECORD:
             raise ErrMsgTooLarge()
+        kind = REC_MSG
+        if self.cfg.compression == "s2" and len(hdr) + len(msg) >= S2_MIN:
+            chdr = snappy.compress(hdr) if hdr else b""
+            cmsg = snappy.compress(msg)
+            if len(chdr) + len(cmsg) < len(hdr) + len(msg):
+                kind, hdr, msg = REC_MSG_S2, chdr, cmsg
+                rl = REC_OVERHEAD + slen + len(hdr) + len(msg)
         blk = self._lmb
         if blk.size and blk.size + rl > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(rl, REC_MSG, seq, ts, slen, len(hdr)) + subj + hdr + msg
+        rec = HDR.pack(rl, kind, seq, ts, slen, len(hdr)) + subj + hdr + msg
         off = self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
         blk.note_msg(seq, off, rl)
         return _Loc(subj, ts, blk, off, rl)
@@ -522,9 +537,16 @@ class FileStore(IndexedStore):
         buf = os.pread(loc.blk.fd, loc.rl, loc.off)
         if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
             rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
-            if rseq == seq and kind == REC_MSG and rl == loc.rl:
+            if rseq == seq and rl == loc.rl:
                 p = HDR_SIZE + slen
-                return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                if kind == REC_MSG:
+                    return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                if kind == REC_MSG_S2:
+                    try:
+                        hdr = snappy.decompress(buf[p:p + hlen]) if hlen else b""
+                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[p + hlen:rl - 4]), seq, ts)
+                    except Exception:  # noqa: BLE001 - the codec's errors: reported lost below
+                        pass
         log.error("Filestore [%s] message %d in block %s is corrupt, marking it lost",
                   self.cfg.name, seq, loc.blk.index)
         if self._lost is None:
@@ -710,14 +732,14 @@ class FileStore(IndexedStore):
                 return  # damaged (reported at start): left as it is
             rl, kind, seq, ts, slen, hlen = HDR.unpack_from(buf, off)
             keep = False
-            if kind == REC_MSG:
+            if kind in MSG_KINDS:
                 loc = msgs.get(seq)
                 keep = loc is not None and loc.blk is blk
             elif kind == REC_DEL:
                 keep = seq in needed
             if keep:
                 out.append(buf[off:off + rl])
-                if kind == REC_MSG:
+                if kind in MSG_KINDS:
                     kept[seq] = pos
                 last_kept = pos
                 pos += rl

@@ -123,7 +123,7 @@ class StreamConfig:
 
     def __init__(self, name="", subjects=None, storage=FILE_STORAGE, retention=LIMITS_POLICY,
                  discard=DISCARD_OLD, discard_new_per_subject=False, max_msgs=-1,
-                 max_bytes=-1, max_age=0, max_msg_size=-1, max_msgs_per_subject=-1):
+                 max_bytes=-1, max_age=0, max_msg_size=-1, max_msgs_per_subject=-1, compression="none"):
         self.name = name
         self.subjects = subjects or []
         self.storage = storage
@@ -135,6 +135,7 @@ class StreamConfig:
         self.max_age = max_age
         self.max_msg_size = max_msg_size
         self.max_msgs_per_subject = max_msgs_per_subject
+        self.compression = compression  # "none" or "s2" (the file store compresses records)
 
 
 class ConsumerConfig:

@@ -246,6 +246,8 @@ class JsAccount:
         except (OSError, ValueError) as e:  # ValueError: a name the file system refuses (NUL)
             log.warning("Stream create failed for '%s > %s': %s", self.acc.name, cfg.name, e)
             raise api_error("StreamCreateErrF", "error creating store for stream") from None
+        if cfg.first_seq > 0 and not recovering:
+            store.compact(cfg.first_seq)  # Go (2.10): a new store purged up to first_seq
         mset = Stream(self, cfg, created or time.time_ns(), store)
         if not recovering:
             try:
