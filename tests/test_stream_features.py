@@ -364,3 +364,70 @@ def test_s2_compression_on_disk_and_after_restart(make_server, tmp_path, raw_con
     api(c2, "$JS.API.STREAM.UPDATE.Z", b'{"name":"Z","subjects":["z"]}')
     request(c2, "z", big)
     assert msg(c2, "Z", 3)[2] == big and msg(c2, "Z", 1)[2] == big
+
+
+# -- 2.11: per-message TTL ----------------------------------------------------------------------
+
+
+def test_msg_ttl_publish_errors(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.N", b'{"name":"N","subjects":["n"]}')
+    assert json.loads(request(c, "n", b"x", {"Nats-TTL": "5s"})[1]) == {
+        "error": {"code": 400, "err_code": 10166, "description": "per-message TTL is disabled"}, "stream": "N", "seq": 0}
+    api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["t"],"allow_msg_ttl":true}')
+    for value in ("500ms", "bogus", "-1", "1.5"):
+        assert json.loads(request(c, "t", b"x", {"Nats-TTL": value})[1])["error"] == {
+            "code": 400, "err_code": 10165, "description": "invalid per-message TTL"}, value
+    for value in ("never", "NEVER", "1h", "90", "0"):
+        assert b'"seq"' in request(c, "t", b"x", {"Nats-TTL": value})[1]
+    assert api(c, "$JS.API.STREAM.UPDATE.T", b'{"name":"T","subjects":["t"]}')["error"]["description"] == \
+        "message TTL status can not be disabled"
+
+
+def test_msg_ttl_expires_and_never_outlives_max_age(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["t.*"],"allow_msg_ttl":true,"max_age":300000000}')
+    request(c, "t.a", b"short", {"Nats-TTL": "1"})
+    request(c, "t.b", b"forever", {"Nats-TTL": "never"})
+    request(c, "t.c", b"aged")
+    request(c, "t.d", b"long", {"Nats-TTL": "1h"})
+    # max_age takes what has no TTL, and a TTL does not outlive max_age, but "never" does
+    check_for(5, lambda: info(c, "T")["state"]["messages"] == 1)
+    assert msg(c, "T", 2)[2] == b"forever"
+    api(c, "$JS.API.STREAM.CREATE.U", b'{"name":"U","subjects":["u"],"allow_msg_ttl":true,"storage":"memory"}')
+    request(c, "u", b"short", {"Nats-TTL": "1s"})
+    request(c, "u", b"stays")
+    check_for(5, lambda: info(c, "U")["state"]["messages"] == 1)
+    assert msg(c, "U", 2)[2] == b"stays"
+
+
+def test_msg_ttl_survives_restart(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path))
+    c = raw_conn(s, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["t"],"allow_msg_ttl":true}')
+    request(c, "t", b"short", {"Nats-TTL": "1"})
+    request(c, "t", b"stays")
+    c.close()
+    s.stop_thread()
+    s2 = make_server(jetstream=True, store_dir=str(tmp_path))
+    c2 = raw_conn(s2, headers=True)
+    check_for(5, lambda: info(c2, "T")["state"]["messages"] == 1)
+    assert msg(c2, "T", 2)[2] == b"stays"
+
+
+def test_subject_delete_markers(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    r = api(c, "$JS.API.STREAM.CREATE.K", b'{"name":"K","subjects":["k.*"],"subject_delete_marker_ttl":1000000000}')
+    cfg = r["config"]
+    assert (cfg["allow_msg_ttl"], cfg["allow_rollup_hdrs"], cfg["subject_delete_marker_ttl"]) == (True, True, 1000000000)
+    request(c, "k.a", b"v", {"Nats-TTL": "1"})
+    # the subject's last message makes room for a marker, which goes in its turn
+    check_for(5, lambda: info(c, "K")["state"]["last_seq"] == 2)
+    assert msg(c, "K", 1) is None
+    assert msg(c, "K", 2) == ("k.a", b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1s\r\nNats-Rollup: sub\r\n\r\n",
+                              b"")
+    check_for(5, lambda: info(c, "K")["state"]["messages"] == 0)
+    assert info(c, "K")["state"]["last_seq"] == 2
+    assert api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","mirror":{"name":"K"},"subject_delete_marker_ttl":'
+                                             b'1000000000}')["error"]["description"] == \
+        "subject delete markers forbidden on mirrors"

@@ -258,6 +258,7 @@ class JsAccount:
                 raise api_error("StreamCreateErrF", "error creating store for stream") from None
         else:
             mset.rebuild_dedupe()
+            mset.rebuild_ttls()
         self.update_usage(cfg.storage, store.fast_state().bytes)
         self.streams[cfg.name] = mset
         mset.subscribe_to_stream()

@@ -66,6 +66,7 @@ JS_EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 JS_MSG_ROLLUP = b"Nats-Rollup"
 JS_STREAM_SOURCE = b"Nats-Stream-Source"
 JS_MESSAGE_TTL = b"Nats-TTL"  # 2.11
+JS_MARKER_REASON = b"Nats-Marker-Reason"  # 2.11
 CLIENT_INFO_HDR = b"Nats-Request-Info"
 JS_MSG_ROLLUP_SUBJECT = b"sub"
 JS_MSG_ROLLUP_ALL = b"all"
@@ -659,6 +660,7 @@ class Stream:
         self.set_transforms()
         self.set_pub_ack()
         store.register_storage_updates(self.storage_updated)
+        self.set_subject_delete_markers()
 
     @property
     def name(self):
@@ -684,6 +686,45 @@ class Stream:
         if md > 0 and self.followers:
             for si in self.followers:
                 si.wake.set()
+
+    # -- per-message TTL (2.11) ----------------------------------------------------------------
+
+    def set_subject_delete_markers(self):
+        """Go (2.11): with subject_delete_marker_ttl, the store hands over the last message of
+        a subject when it expires."""
+        self.store.sdm_cb = self.subject_delete_marker if self.cfg.subject_delete_marker_ttl > 0 else None
+
+    def subject_delete_marker(self, seq, subj):
+        """Go: handleRemovalOrSdm. The expiring message is its subject's last: a marker
+        (Nats-Marker-Reason: MaxAge, with its own TTL and a subject roll-up that removes the
+        message) takes its place; an expiring marker just goes."""
+        try:
+            sm = self.store.load_msg(seq)
+        except StoreError:
+            return
+        if get_header(JS_MARKER_REASON, sm.hdr):
+            self.store.remove_msg(seq, wait=False)
+            return
+        ttl = gofmt.duration_string(self.cfg.subject_delete_marker_ttl // 1_000_000_000 * 1_000_000_000)
+        hdr = (b"NATS/1.0\r\n" + JS_MARKER_REASON + b": MaxAge\r\n" + JS_MESSAGE_TTL + b": " + ttl.encode() +
+               b"\r\n" + JS_MSG_ROLLUP + b": " + JS_MSG_ROLLUP_SUBJECT + b"\r\n\r\n")
+        self.process_jetstream_msg(subj, None, hdr, b"")
+
+    def rebuild_ttls(self):
+        """After recovery: the TTLs of the stored messages, from their Nats-TTL headers (Go
+        keeps them in the store's own state)."""
+        if not self.cfg.allow_msg_ttl:
+            return
+        store = self.store
+        seq = store.fast_state().first_seq
+        while True:
+            sm = store.load_next_msg(b">", True, seq)
+            if sm is None:
+                break
+            ttl = parse_message_ttl(get_header(JS_MESSAGE_TTL, sm.hdr) or b"0") if sm.hdr else 0
+            if ttl:
+                store.track_ttl(sm.seq, ttl)
+            seq = sm.seq + 1
 
     # -- transforms, mirrors and sources ---------------------------------------------------------
 
@@ -879,6 +920,13 @@ class Stream:
                         self.pub_ack_error(reply, api_error("MessageTTLDisabled"))
                         return
                     ttl = 0  # Go: a copied message keeps its header, its TTL does not apply
+                sdm = cfg.subject_delete_marker_ttl // 1_000_000_000
+                if 0 < ttl < sdm and cfg.max_msgs_per_subject != 1:
+                    # Go: no message outlives its subject's delete marker
+                    ttl = sdm
+                    hdr = remove_header(hdr, JS_MESSAGE_TTL)
+                    hdr = (hdr[:-2] if hdr else b"NATS/1.0\r\n") + JS_MESSAGE_TTL + b": " + str(ttl).encode() + \
+                        b"\r\n\r\n"
         if cfg.max_msg_size >= 0 and len(hdr) + len(msg) > cfg.max_msg_size:
             self.pub_ack_error(reply, api_error("StreamMessageExceedsMaximum"))
             return
@@ -928,6 +976,8 @@ class Stream:
             # message (on its subject for "sub"); without waiting, the ack's sync covers it.
             subj = subject if rollup == JS_MSG_ROLLUP_SUBJECT else b""
             store.purge_ex(subj, seq, 0, wait=False)
+        if ttl:
+            store.track_ttl(seq, ttl)
         if self.tr is not None:
             self.republish(subject, hdr, msg, seq, ts, tlseq)
         if reply:
@@ -1020,6 +1070,7 @@ class Stream:
         old = self.cfg
         self.cfg = cfg
         self.set_transforms()
+        self.set_subject_delete_markers()
         if [s.to_dict() for s in cfg.sources or ()] != [s.to_dict() for s in old.sources or ()]:
             from .sources import setup_mirror_and_sources, stop_mirror_and_sources
             stop_mirror_and_sources(self)
