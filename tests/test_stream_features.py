@@ -220,9 +220,12 @@ def test_source_chain_and_bad_configs(js_server, raw_conn):
     api(c, "$JS.API.STREAM.CREATE.S1", b'{"name":"S1","sources":[{"name":"O"}]}')
     api(c, "$JS.API.STREAM.CREATE.S2", b'{"name":"S2","storage":"memory","sources":[{"name":"S1"}]}')
     request(c, "o.a", b"x")
-    check_for(5, lambda: info(c, "S2")["state"]["messages"] == 1)
-    # a chain of sources keeps one Nats-Stream-Source header: the last hop's
+    request(c, "o.b", b"y", {"Nats-Expected-Last-Subject-Sequence": "0", "K": "v"})
+    check_for(5, lambda: info(c, "S2")["state"]["messages"] == 2)
+    # a chain of sources keeps one Nats-Stream-Source header: the last hop's; the origin's
+    # Nats-Expected-* headers are not checked again (they would fail here)
     assert msg(c, "S2", 1) == ("o.a", b"NATS/1.0\r\nNats-Stream-Source: S1 1\r\n\r\n", b"x")
+    assert msg(c, "S2", 2) == ("o.b", b"NATS/1.0\r\nK: v\r\nNats-Stream-Source: S1 2\r\n\r\n", b"y")
     for subject, body, expected in [
         ("CREATE.C", b'{"name":"C","sources":[{"name":"C"}]}', create_err(10052, "detected cycle")),
         ("UPDATE.S1", b'{"name":"S1","sources":[{"name":"O"},{"name":"S2"}]}',

@@ -19,7 +19,8 @@ the follower picks up after the last sequence it copied, as Go's new consumer wo
 A mirror keeps the origin's sequences and times (the gaps of a filtered or purged origin are
 skipped sequences, Go: skipMsgs); a source stores each message as a new one with the header
 `Nats-Stream-Source: <origin> <origin sequence>`, from which a restart finds where each
-source left off (Go: startingSequenceForSources). A message the stream refuses (its limits)
+source left off (Go: startingSequenceForSources), and without the origin's Nats-Expected-*
+headers (as Go 2.10 and later; 2.9.10 checked them again and stalled). A message the stream refuses (its limits)
 is tried again after Go's retry threshold (2 s).
 """
 from __future__ import annotations
@@ -289,10 +290,12 @@ def process_mirror_msg(mset, si, subj, sm):
 
 def process_source_msg(mset, si, subj, sm):
     """Go: processInboundSourceMsg. A new message with the Nats-Stream-Source header (an
-    earlier one, from a chain of sources, is replaced). False when the stream refused it."""
+    earlier one, from a chain of sources, is replaced) and, as newer Go (2.10), without the
+    Nats-Expected-* headers: the origin checked them, and here they would fail again on
+    every retry. False when the stream refused the message."""
     hdr = sm.hdr
     if hdr:
-        hdr = remove_header(hdr, JS_STREAM_SOURCE)
+        hdr = remove_header_prefix(remove_header(hdr, JS_STREAM_SOURCE), b"Nats-Expected-")
     value = si.name.encode() + b" " + str(sm.seq).encode()
     if hdr:
         hdr = hdr[:-2] + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
@@ -305,3 +308,13 @@ def process_source_msg(mset, si, subj, sm):
                     go_quote(si.name), mset.acc.name, mset.cfg.name, mset.perr.description)
         return False
     return True
+
+
+def remove_header_prefix(hdr, prefix):
+    """Go (2.10): removeHeaderIfPrefixPresent over a full header block: every header whose
+    name starts with `prefix` goes (b"" when none is left)."""
+    if b"\n" + prefix not in hdr or not hdr.endswith(b"\r\n\r\n"):
+        return hdr
+    lines = hdr[:-4].split(b"\r\n")
+    kept = [lines[0]] + [ln for ln in lines[1:] if not ln.startswith(prefix)]
+    return b"\r\n".join(kept) + b"\r\n\r\n" if len(kept) > 1 else b""
