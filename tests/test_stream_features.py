@@ -434,3 +434,18 @@ def test_subject_delete_markers(js_server, raw_conn):
     assert api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","mirror":{"name":"K"},"subject_delete_marker_ttl":'
                                              b'1000000000}')["error"]["description"] == \
         "subject delete markers forbidden on mirrors"
+
+
+def test_mirror_skips_a_corrupt_origin_record(js_server, raw_conn, tmp_path, caplog):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.O", b'{"name":"O","subjects":["o"]}')
+    for data in (b"first", b"middle", b"last"):
+        request(c, "o", data)
+    (blk,) = (tmp_path / "jetstream" / "$G" / "streams" / "O" / "msgs").glob("*.blk")
+    raw = bytearray(blk.read_bytes())
+    raw[raw.index(b"middle")] ^= 0xFF
+    blk.write_bytes(bytes(raw))
+    api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","storage":"memory","mirror":{"name":"O"}}')
+    check_for(5, lambda: info(c, "M")["state"]["last_seq"] == 3)
+    assert [msg(c, "M", s) and msg(c, "M", s)[2] for s in (1, 2, 3)] == [b"first", None, b"last"]
+    assert info(c, "O")["state"]["lost"] == {"msgs": [2], "bytes": 38}

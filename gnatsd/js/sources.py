@@ -31,7 +31,7 @@ import time
 import gevent
 from gevent.event import Event
 
-from ..fs.store import StoreError
+from ..fs.store import ErrStoreMsgNotFound, StoreError
 from ..gofmt import go_quote
 from ..sublist import subject_has_wildcard, subject_matches
 from ..transform import SubjectTransform
@@ -213,7 +213,12 @@ def follow(mset, si):
             continue
         si.err = None
         si.last = time.time_ns()
-        delay = copy_batch(mset, si, origin.store)
+        try:
+            delay = copy_batch(mset, si, origin.store)
+        except (StoreError, OSError) as e:
+            log.warning("Error copying from stream '%s > %s' to '%s': %s", mset.acc.name, si.name, mset.cfg.name, e)
+            # A corrupt record of the origin is reported lost and gone: go on at once.
+            delay = 0 if isinstance(e, ErrStoreMsgNotFound) else SOURCE_CONSUMER_RETRY_THRESHOLD
         if delay is None:
             gevent.sleep(0)  # more to copy
             continue
