@@ -256,12 +256,17 @@ def test_source_subject_transforms_and_update(js_server, raw_conn):
     check_for(5, lambda: info(c, "S")["state"]["messages"] == 2)
     assert [msg(c, "S", s)[0] for s in (1, 2)] == ["from.a", "o.b"]
     assert info(c, "S")["sources"][0]["subject_transforms"][0] == {"src": "o.a", "dest": "from.a"}
-    # a source added by an update starts after the stream's last message (Go: by time)
-    api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","sources":[{"name":"O","subject_transforms":'
-                                      b'[{"src":"o.a","dest":"from.a"},{"src":"o.b","dest":""}]},{"name":"P"}]}')
+    # a source added by an update takes everything (Go 2.9.10: no start time for it); one
+    # whose filter changes goes on after the last origin sequence it looked at
+    api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","sources":[{"name":"O","filter_subject":"o.c"},{"name":"P"}]}')
     request(c, "p", b"new")
-    check_for(5, lambda: info(c, "S")["state"]["messages"] == 3)
-    assert msg(c, "S", 3)[1:] == (b"NATS/1.0\r\nNats-Stream-Source: P 2\r\n\r\n", b"new")
+    request(c, "o.a", b"not any more")
+    request(c, "o.c", b"now")
+    check_for(5, lambda: info(c, "S")["state"]["messages"] == 5)
+    got = sorted(msg(c, "S", s)[1:] for s in (3, 4, 5))
+    assert got == [(b"NATS/1.0\r\nNats-Stream-Source: O 5\r\n\r\n", b"now"),
+                   (b"NATS/1.0\r\nNats-Stream-Source: P 1\r\n\r\n", b"old"),
+                   (b"NATS/1.0\r\nNats-Stream-Source: P 2\r\n\r\n", b"new")]
 
 
 def test_file_mirror_and_source_recover_after_restart(make_server, tmp_path, raw_conn):
@@ -449,3 +454,16 @@ def test_mirror_skips_a_corrupt_origin_record(js_server, raw_conn, tmp_path, cap
     check_for(5, lambda: info(c, "M")["state"]["last_seq"] == 3)
     assert [msg(c, "M", s) and msg(c, "M", s)[2] for s in (1, 2, 3)] == [b"first", None, b"last"]
     assert info(c, "O")["state"]["lost"] == {"msgs": [2], "bytes": 38}
+
+
+def test_source_filter_changed_to_another_goes_on_from_now(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.O", b'{"name":"O","subjects":["o.*"],"storage":"memory"}')
+    api(c, "$JS.API.STREAM.CREATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"O","filter_subject":"o.a"}]}')
+    request(c, "o.a", b"a")
+    check_for(5, lambda: info(c, "S")["state"]["messages"] == 1)
+    request(c, "o.b", b"before")
+    api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"O","filter_subject":"o.b"}]}')
+    request(c, "o.b", b"after")
+    check_for(5, lambda: info(c, "S")["state"]["messages"] == 2)
+    assert msg(c, "S", 2)[2] == b"after"

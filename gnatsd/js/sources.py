@@ -33,7 +33,7 @@ from gevent.event import Event
 
 from ..fs.store import ErrStoreMsgNotFound, StoreError
 from ..gofmt import go_quote
-from ..sublist import subject_has_wildcard, subject_matches
+from ..sublist import subject_has_wildcard, subject_matches, subjects_collide
 from ..transform import SubjectTransform
 from .errors import api_error
 from .stream import JS_STREAM_SOURCE, get_header, remove_header
@@ -110,27 +110,71 @@ def setup_mirror_and_sources(mset):
         start(mset, si)
     elif cfg.sources:
         mset.sources = {ss.name: SourceInfo(ss, False) for ss in cfg.sources}
-        starting_sequence_for_sources(mset, st)
+        if st.last_ts:
+            # Go: a source with nothing in the stream yet starts after its last message.
+            for si in mset.sources.values():
+                si.start = st.last_ts
+        starting_sequence_for_sources(mset, st, mset.sources.values())
         for si in mset.sources.values():
-            if not si.sseq:
-                # Go: setSourceConsumer at sequence 1: the optional start, else by time.
-                ss = si.ss
-                if ss.opt_start_seq:
-                    si.sseq, si.start = ss.opt_start_seq - 1, 0
-                elif ss.opt_start_time:
-                    si.start = max(ss.opt_start_time, si.start)
+            set_source_start(si)
             start(mset, si)
 
 
-def starting_sequence_for_sources(mset, st):
-    """Go: startingSequenceForSources. Each source's last copied origin sequence, from the
-    newest Nats-Stream-Source header naming it; the stream's last time for the others."""
-    if st.last_ts:
-        for si in mset.sources.values():
-            si.start = st.last_ts
+def update_sources(mset):
+    """Go: the sources part of stream.update. A new source starts after its last message in
+    the stream (from the headers) or from the beginning; one whose filter changed goes on
+    after its last sequence, or from now when the new filter does not overlap the old; one
+    that went away stops; the others go on undisturbed."""
+    new = {ss.name: ss for ss in mset.cfg.sources or ()}
+    for name in [n for n in mset.sources if n not in new]:
+        cancel(mset.sources.pop(name))
+    added = []
+    for name, ss in new.items():
+        old = mset.sources.get(name)
+        if old is not None and old.ss.to_dict() == ss.to_dict():
+            continue
+        si = mset.sources[name] = SourceInfo(ss, False)
+        if old is None:
+            added.append(si)
+            continue
+        cancel(old)
+        si.sseq = old.sseq
+        if si.sseq and not (subjects_collide(old.ss.filter_subject.encode(), ss.filter_subject.encode())
+                            if old.ss.filter_subject and ss.filter_subject else True):
+            si.start = time.time_ns()
+        start(mset, si)
+    starting_sequence_for_sources(mset, mset.store.fast_state(), added)
+    for si in added:
+        set_source_start(si)
+        start(mset, si)
+
+
+def set_source_start(si):
+    """Go: setSourceConsumer's choice for a source with nothing copied yet: its optional
+    start sequence or time (not before `start`, where a restart fell back to), else
+    `start`, else everything."""
+    ss = si.ss
+    if si.sseq:
+        si.start = 0
+    elif ss.opt_start_seq:
+        si.sseq, si.start = ss.opt_start_seq - 1, 0
+    elif ss.opt_start_time:
+        si.start = max(ss.opt_start_time, si.start)
+
+
+def cancel(si):
+    """Go: cancelSourceInfo."""
+    if si.glet is not None and si.glet is not gevent.getcurrent():
+        si.glet.kill(block=False)
+    si.glet = None
+
+
+def starting_sequence_for_sources(mset, st, sis):
+    """Go: startingSequenceForSources / setStartingSequenceForSource. The last origin
+    sequence each of `sis` copied, from the newest Nats-Stream-Source header naming it."""
     if st.msgs == 0:
         return
-    want_names = set(mset.sources)
+    want_names = {si.name: si for si in sis}
     store = mset.store
     seq = st.last_seq
     while seq >= st.first_seq and want_names:
@@ -142,9 +186,9 @@ def starting_sequence_for_sources(mset, st):
         if sm is None or not sm.hdr:
             continue
         name, sseq = stream_and_seq(get_header(JS_STREAM_SOURCE, sm.hdr))
-        if name in want_names:
-            mset.sources[name].sseq = sseq
-            want_names.discard(name)
+        si = want_names.pop(name, None)
+        if si is not None:
+            si.sseq = sseq
 
 
 def stream_and_seq(shdr):
@@ -178,9 +222,7 @@ def stop_mirror_and_sources(mset):
     """Go: cancelMirrorConsumer / stopSourceConsumers."""
     sis = ([mset.mirror] if mset.mirror is not None else []) + list(mset.sources.values())
     for si in sis:
-        if si.glet is not None and si.glet is not gevent.getcurrent():
-            si.glet.kill(block=False)
-        si.glet = None
+        cancel(si)
     mset.mirror = None
     mset.sources = {}
 
@@ -194,37 +236,39 @@ def wake_followers(jsa, name):
 
 def follow(mset, si):
     """The follower greenlet of a mirror or source (Go: processMirrorMsgs /
-    processSourceMsgs with the consumer they read). Ends with the stream."""
-    jsa = mset.jsa
+    processSourceMsgs with the consumer they read). Ends with the stream, or killed."""
     origin = None
-    while not mset.closed:
-        o = jsa.streams.get(si.name)
-        if o is not origin:
-            if origin is not None:
-                origin.followers.discard(si)
-            origin = o
-            if o is not None:
-                o.followers.add(si)
-                consumer_start(mset, si, o.store)
-        si.wake.clear()
-        if origin is None or origin.closed:
-            si.err = api_error("StreamNotFound")
-            si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
-            continue
-        si.err = None
-        si.last = time.time_ns()
-        try:
-            delay = copy_batch(mset, si, origin.store)
-        except (StoreError, OSError) as e:
-            log.warning("Error copying from stream '%s > %s' to '%s': %s", mset.acc.name, si.name, mset.cfg.name, e)
-            # A corrupt record of the origin is reported lost and gone: go on at once.
-            delay = 0 if isinstance(e, ErrStoreMsgNotFound) else SOURCE_CONSUMER_RETRY_THRESHOLD
-        if delay is None:
-            gevent.sleep(0)  # more to copy
-            continue
-        si.wake.wait(delay)
-    if origin is not None:
-        origin.followers.discard(si)
+    try:
+        while not mset.closed:
+            o = mset.jsa.streams.get(si.name)
+            if o is not origin:
+                if origin is not None:
+                    origin.followers.discard(si)
+                origin = o
+                if o is not None:
+                    o.followers.add(si)
+                    consumer_start(mset, si, o.store)
+            si.wake.clear()
+            if origin is None or origin.closed:
+                si.err = api_error("StreamNotFound")
+                si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
+                continue
+            si.err = None
+            si.last = time.time_ns()
+            try:
+                delay = copy_batch(mset, si, origin.store)
+            except (StoreError, OSError) as e:
+                log.warning("Error copying from stream '%s > %s' to '%s': %s", mset.acc.name, si.name,
+                            mset.cfg.name, e)
+                # A corrupt record of the origin is reported lost and gone: go on at once.
+                delay = 0 if isinstance(e, ErrStoreMsgNotFound) else SOURCE_CONSUMER_RETRY_THRESHOLD
+            if delay is None:
+                gevent.sleep(0)  # more to copy
+                continue
+            si.wake.wait(delay)
+    finally:
+        if origin is not None:
+            origin.followers.discard(si)
 
 
 def consumer_start(mset, si, ostore):
@@ -233,7 +277,7 @@ def consumer_start(mset, si, ostore):
     start time, kept within the origin's messages (all of them when it never had one). A
     mirror skips the sequences it will not get (Go: skipMsgs up to Delivered.Stream)."""
     st = ostore.fast_state()
-    if si.start and not si.sseq:
+    if si.start:
         start = ostore.get_seq_from_time(si.start)
     else:
         start = si.sseq + 1

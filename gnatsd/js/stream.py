@@ -1072,9 +1072,8 @@ class Stream:
         self.set_transforms()
         self.set_subject_delete_markers()
         if [s.to_dict() for s in cfg.sources or ()] != [s.to_dict() for s in old.sources or ()]:
-            from .sources import setup_mirror_and_sources, stop_mirror_and_sources
-            stop_mirror_and_sources(self)
-            setup_mirror_and_sources(self)
+            from .sources import update_sources
+            update_sources(self)
         if cfg.subjects != old.subjects:
             self.unsubscribe(self.subs)
             for subj in cfg.subjects:
