@@ -230,7 +230,7 @@ def test_source_chain_and_bad_configs(js_server, raw_conn):
         ("CREATE.C", b'{"name":"C","sources":[{"name":"C"}]}', create_err(10052, "detected cycle")),
         ("UPDATE.S1", b'{"name":"S1","sources":[{"name":"O"},{"name":"S2"}]}',
          create_err(10052, "detected cycle", update=True)),
-        ("CREATE.D", b'{"name":"D","sources":[{"name":"O"},{"name":"O"}]}',
+        ("CREATE.D", b'{"name":"D","sources":[{"name":"O","filter_subject":"o.a"},{"name":"O","filter_subject":"o.b"}]}',
          create_err(10140, "duplicate source configuration detected", 400)),
         ("CREATE.D", b'{"name":"D","sources":[{"name":"O","filter_subject":"p.>"}]}',
          create_err(10052, "source 'O' filter subject 'p.>' does not overlap with any origin stream subject")),
@@ -467,3 +467,16 @@ def test_source_filter_changed_to_another_goes_on_from_now(js_server, raw_conn):
     request(c, "o.b", b"after")
     check_for(5, lambda: info(c, "S")["state"]["messages"] == 2)
     assert msg(c, "S", 2)[2] == b"after"
+
+
+def test_ttl_messages_copied_to_streams_without_ttl(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.T", b'{"name":"T","subjects":["t"],"allow_msg_ttl":true,"storage":"memory"}')
+    api(c, "$JS.API.STREAM.CREATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"T"}]}')
+    api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","storage":"memory","mirror":{"name":"T"}}')
+    request(c, "t", b"short", {"Nats-TTL": "1"})
+    # copied with their header, kept: the copies' streams do not allow TTLs
+    check_for(5, lambda: info(c, "S")["state"]["messages"] == 1 and info(c, "M")["state"]["messages"] == 1)
+    check_for(5, lambda: info(c, "T")["state"]["messages"] == 0)
+    assert info(c, "S")["state"]["messages"] == 1 and info(c, "M")["state"]["messages"] == 1
+    assert b"Nats-TTL: 1\r\n" in msg(c, "S", 1)[1]

@@ -351,7 +351,7 @@ def process_source_msg(mset, si, subj, sm):
     else:
         hdr = b"NATS/1.0\r\n" + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
     mset.perr = None
-    mset.process_jetstream_msg(subj, None, hdr, sm.msg)
+    mset.process_jetstream_msg(subj, None, hdr, sm.msg, sourced=True)
     if mset.perr is not None:
         log.warning("Error processing inbound source %s for '%s' > '%s': %s",
                     go_quote(si.name), mset.acc.name, mset.cfg.name, mset.perr.description)

@@ -194,12 +194,6 @@ class StreamSource:
             d["external"] = dict(self.external)
         return d
 
-    def iname(self):
-        """Go: composeIName: what tells two sources apart (name, filter and transforms)."""
-        pairs = [(t["src"] or ">", t["dest"] or ">") for t in self.subject_transforms] or \
-            [(self.filter_subject or ">", ">")]
-        return " ".join([self.name, ",".join(p[0] for p in pairs), ",".join(p[1] for p in pairs)])
-
 
 def _republish_cfg(d):
     """Go: RePublish {src?, dest, headers_only?}, as a dict in Go's field order."""
@@ -500,14 +494,15 @@ def check_mirror_and_sources(jsa, cfg, recovering):
         origin = streams.get(m.name)
         if origin is not None:
             cfg.mirror_direct = origin.cfg.allow_direct
-    inames = set()
+    names = set()
     for src in cfg.sources or ():
         if not is_valid_name(src.name):
             raise api_error("SourceInvalidStreamName")
-        iname = src.iname()
-        if iname in inames:
+        if src.name in names:
+            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name,
+            # as its Nats-Stream-Source header does (2.9.10's form).
             raise api_error("SourceDuplicateDetected")
-        inames.add(iname)
+        names.add(src.name)
         if src.filter_subject and src.subject_transforms:
             raise api_error("SourceMultipleFiltersNotAllowed")
         _check_source_transforms(src, "Source")
