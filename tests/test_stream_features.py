@@ -480,3 +480,20 @@ def test_ttl_messages_copied_to_streams_without_ttl(js_server, raw_conn):
     check_for(5, lambda: info(c, "T")["state"]["messages"] == 0)
     assert info(c, "S")["state"]["messages"] == 1 and info(c, "M")["state"]["messages"] == 1
     assert b"Nats-TTL: 1\r\n" in msg(c, "S", 1)[1]
+
+
+def test_source_retries_what_the_stream_refused(js_server, raw_conn, caplog):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.O", b'{"name":"O","subjects":["o"],"storage":"memory"}')
+    for i in range(3):
+        request(c, "o", b"%d" % i)
+    api(c, "$JS.API.STREAM.CREATE.S", b'{"name":"S","storage":"memory","discard":"new","max_msgs":1,'
+                                      b'"sources":[{"name":"O"}]}')
+    check_for(5, lambda: info(c, "S")["sources"][0]["lag"] == 2)
+    assert info(c, "S")["state"]["messages"] == 1
+    api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","storage":"memory","discard":"new","max_msgs":5,'
+                                      b'"sources":[{"name":"O"}]}')
+    check_for(5, lambda: info(c, "S")["state"]["messages"] == 3)
+    assert info(c, "S")["sources"][0]["lag"] == 0
+    refusals = [r.getMessage() for r in caplog.records if "Error processing inbound source" in r.getMessage()]
+    assert refusals == ["Error processing inbound source \"O\" for '$G' > 'S': maximum messages exceeded"]

@@ -59,6 +59,7 @@ class SourceInfo:
         self.start = 0  # ns; Go: the stream's last time, where a source with no header starts
         self.glet = None
         self.wake = Event()
+        self.warned = None  # the refusal last logged
         # (filter bytes, SubjectTransform or None) per subject filter; Go 2.10.
         self.filters = []
         for t in ss.subject_transforms:
@@ -330,11 +331,7 @@ def process_mirror_msg(mset, si, subj, sm):
         store.skip_msgs(last + 1, sm.seq - last - 1)
     mset.perr = None
     mset.process_jetstream_msg(subj, None, sm.hdr, sm.msg, sm.seq - 1, sm.ts)
-    if mset.perr is not None:
-        log.warning("Error processing inbound mirror message for '%s' > '%s': %s",
-                    mset.acc.name, mset.cfg.name, mset.perr.description)
-        return False
-    return True
+    return stored(mset, si, "mirror message")
 
 
 def process_source_msg(mset, si, subj, sm):
@@ -352,11 +349,21 @@ def process_source_msg(mset, si, subj, sm):
         hdr = b"NATS/1.0\r\n" + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
     mset.perr = None
     mset.process_jetstream_msg(subj, None, hdr, sm.msg, sourced=True)
-    if mset.perr is not None:
-        log.warning("Error processing inbound source %s for '%s' > '%s': %s",
-                    go_quote(si.name), mset.acc.name, mset.cfg.name, mset.perr.description)
-        return False
-    return True
+    return stored(mset, si, "source " + go_quote(si.name))
+
+
+def stored(mset, si, what):
+    """Whether the stream took the message just given to it. A refusal is logged once
+    until a message gets through again (Go: RateLimitWarnf)."""
+    err = mset.perr
+    if err is None:
+        si.warned = None
+        return True
+    text = f"Error processing inbound {what} for '{mset.acc.name}' > '{mset.cfg.name}': {err.description}"
+    if text != si.warned:
+        log.warning(text)
+        si.warned = text
+    return False
 
 
 def remove_header_prefix(hdr, prefix):
