@@ -497,3 +497,16 @@ def test_source_retries_what_the_stream_refused(js_server, raw_conn, caplog):
     assert info(c, "S")["sources"][0]["lag"] == 0
     refusals = [r.getMessage() for r in caplog.records if "Error processing inbound source" in r.getMessage()]
     assert refusals == ["Error processing inbound source \"O\" for '$G' > 'S': maximum messages exceeded"]
+
+
+def test_jsz_shows_mirror_and_sources(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.O", b'{"name":"O","subjects":["o"],"storage":"memory"}')
+    api(c, "$JS.API.STREAM.CREATE.M", b'{"name":"M","storage":"memory","mirror":{"name":"O"}}')
+    api(c, "$JS.API.STREAM.CREATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"O"}]}')
+    from conftest import on_hub
+    from gnatsd.monitor.monitor import JSzOptions, jsz
+    z = on_hub(js_server, jsz, js_server, JSzOptions(accounts=True, streams=True))
+    m, o, s = z["account_details"][0]["stream_detail"]
+    assert list(m)[-2:] == ["state", "mirror"] and m["mirror"]["name"] == "O" and "mirror" not in o
+    assert [x["name"] for x in s["sources"]] == ["O"]
