@@ -12,8 +12,8 @@ A block is a sequence of records, all little-endian:
     rlen u32 | kind u8 | seq u64 | ts i64 | slen u16 | hlen u32 | subject | headers | payload | crc32 u32
 
 `rlen` is the whole record (in an MSG_S2 record, the headers and the payload are each
-snappy-compressed and `hlen` is the compressed headers' length); the CRC-32 (zlib) covers everything before it, so a torn write
-or a flipped bit anywhere is detected (CRC-32 over a record plus its own CRC leaves a
+snappy-compressed and `hlen` is the compressed headers' length); the CRC-32 (zlib) covers
+everything before it, so a torn write or a flipped bit anywhere is detected (CRC-32 over a record plus its own CRC leaves a
 constant residue, which reading checks without slicing). CRC-32 over BLAKE2b: it runs at
 memory speed in zlib on both CPython and PyPy and detects every burst error up to 32 bits;
 the threat is the disk, not an adversary. Kinds: MSG (a message), MSG_S2 (a message

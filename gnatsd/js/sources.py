@@ -20,8 +20,9 @@ A mirror keeps the origin's sequences and times (the gaps of a filtered or purge
 skipped sequences, Go: skipMsgs); a source stores each message as a new one with the header
 `Nats-Stream-Source: <origin> <origin sequence>`, from which a restart finds where each
 source left off (Go: startingSequenceForSources), and without the origin's Nats-Expected-*
-headers (as Go 2.10 and later; 2.9.10 checked them again and stalled). A message the stream refuses (its limits)
-is tried again after Go's retry threshold (2 s).
+headers (as Go 2.10 and later; 2.9.10 checked them again and stalled). A message the stream
+refuses (its limits) is tried again after Go's retry threshold (2 s), and a refusal is logged
+once until a message gets through.
 """
 from __future__ import annotations
 
