@@ -11,15 +11,18 @@ A block is a sequence of records, all little-endian:
 
     rlen u32 | kind u8 | seq u64 | ts i64 | slen u16 | hlen u32 | subject | headers | payload | crc32 u32
 
-`rlen` is the whole record; the CRC-32 (zlib) covers everything before it, so a torn write
-or a flipped bit anywhere is detected (CRC-32 over a record plus its own CRC leaves a
+`rlen` is the whole record (in an MSG_S2 record, the headers and the payload are each
+snappy-compressed and `hlen` is the compressed headers' length); the CRC-32 (zlib) covers
+everything before it, so a torn write or a flipped bit anywhere is detected (CRC-32 over a record plus its own CRC leaves a
 constant residue, which reading checks without slicing). CRC-32 over BLAKE2b: it runs at
 memory speed in zlib on both CPython and PyPy and detects every burst error up to 32 bits;
-the threat is the disk, not an adversary. Kinds: MSG (a message), SKIP (sequences up to
+the threat is the disk, not an adversary. Kinds: MSG (a message), MSG_S2 (a message
+compressed, for a stream with `compression: s2`: written when it saves space on a message of
+64 bytes or more, as Go compresses its blocks; with python-snappy), SKIP (sequences up to
 `seq` were used), DEL (a tombstone: message `seq` was removed) and ERASED (a message
 overwritten in place by erase_msg). A stream's message bytes (`state().bytes`, max_bytes)
-count each message as Go's fileStoreMsgSize does, whatever the record here takes, so that
-clients see the numbers the Go server gives.
+count each message as Go's fileStoreMsgSize does on its uncompressed size, whatever the
+record here takes, so that clients see the numbers the Go server gives.
 
 The index (`seq -> block/offset`, per-subject sequences) lives in memory. At start it comes
 from index.snap when that file's checksum holds and every block it names has the size and
@@ -53,6 +56,7 @@ import zlib
 import gevent
 import gevent.event
 import msgpack
+import snappy
 
 from gnatsd.hub import run_blocking
 from gnatsd.fs.store import (
@@ -74,7 +78,10 @@ REC_MSG = 1
 REC_SKIP = 2
 REC_DEL = 3
 REC_ERASED = 4
-KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED)
+REC_MSG_S2 = 5
+KINDS = (REC_MSG, REC_SKIP, REC_DEL, REC_ERASED, REC_MSG_S2)
+MSG_KINDS = (REC_MSG, REC_MSG_S2)
+S2_MIN = 64  # messages (headers + payload) shorter than this are not compressed
 
 DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
 DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
@@ -82,7 +89,7 @@ FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
-SNAP_VERSION = 2  # 2: msgs entries carry the has-headers flag
+SNAP_VERSION = 3  # 2 and 3: msgs entries carry the size a message counts for
 OBS_MAGIC = b"GNCS"
 OBS_VERSION = 1
 MSGS_DIR = "msgs"
@@ -177,17 +184,35 @@ def _unpack_checked(magic, data):
 
 
 class _Loc:
-    """An index entry: where message `seq` lives; `hdr`: whether it has headers."""
+    """An index entry: where message `seq` lives; `sz`: the bytes it counts for (Go's)."""
 
-    __slots__ = ("subj", "ts", "blk", "off", "rl", "hdr")
+    __slots__ = ("subj", "ts", "blk", "off", "rl", "sz")
 
-    def __init__(self, subj, ts, blk, off, rl, hdr):
+    def __init__(self, subj, ts, blk, off, rl, sz):
         self.subj = subj
         self.ts = ts
         self.blk = blk
         self.off = off
         self.rl = rl
-        self.hdr = hdr
+        self.sz = sz
+
+
+def file_store_msg_size(slen, hlen, mlen):
+    """Go: fileStoreMsgSize (22 bytes of record header, 4 for the headers' length when
+    there are headers, an 8-byte hash): what a message counts for in stream bytes and
+    max_bytes, whatever gnatsd's record takes."""
+    return 22 + slen + (4 + hlen if hlen else 0) + mlen + 8
+
+
+def _snappy_len(data):
+    """The uncompressed length a snappy block starts with (a varint)."""
+    n = shift = 0
+    for b in data[:10]:
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return n
+        shift += 7
+    return 0
 
 
 class _MsgBlock:
@@ -352,15 +377,21 @@ class FileStore(IndexedStore):
                     off = stop
                     continue
                 rl, kind, seq, ts, slen, hlen = HDR.unpack_from(buf, off)
-                if kind == REC_MSG or kind == REC_SKIP:
+                if kind in MSG_KINDS or kind == REC_SKIP:
                     if lost_from >= 0:
                         lost_seqs.extend(range(lost_from + 1, seq))
                         lost_from = -1
-                if kind == REC_MSG:
+                if kind in MSG_KINDS:
                     p = off + HDR_SIZE
                     subj = buf[p:p + slen]
                     subj = subjects.setdefault(subj, subj)
-                    entries[seq] = _Loc(subj, ts, blk, off, rl, hlen > 0)
+                    if kind == REC_MSG:
+                        sz = file_store_msg_size(slen, hlen, rl - REC_OVERHEAD - slen - hlen)
+                    else:
+                        p += slen
+                        sz = file_store_msg_size(slen, _snappy_len(buf[p:p + hlen]) if hlen else 0,
+                                                 _snappy_len(buf[p + hlen:off + rl - CRC.size]))
+                    entries[seq] = _Loc(subj, ts, blk, off, rl, sz)
                     blk.note_msg(seq, off, rl)
                 elif kind == REC_DEL:
                     deleted.add(seq)
@@ -420,9 +451,9 @@ class FileStore(IndexedStore):
             flat = snap["msgs"]
             entries = {}
             for i in range(0, len(flat), 7):
-                seq, bi, off, rl, si, ts, hdr = flat[i:i + 7]
+                seq, bi, off, rl, si, ts, sz = flat[i:i + 7]
                 blk = bim[bi]
-                entries[seq] = _Loc(subjects[si], ts, blk, off, rl, hdr)
+                entries[seq] = _Loc(subjects[si], ts, blk, off, rl, sz)
                 blk.note_msg(seq, off, rl)
             for bi, seqs in snap["dead"].items():
                 bim[bi].dead.update(seqs)
@@ -448,7 +479,7 @@ class FileStore(IndexedStore):
         sidx = {s: i for i, s in enumerate(subjects)}
         flat = []
         for seq, loc in self._msgs.items():
-            flat.extend((seq, loc.blk.index, loc.off, loc.rl, sidx[loc.subj], loc.ts, loc.hdr))
+            flat.extend((seq, loc.blk.index, loc.off, loc.rl, sidx[loc.subj], loc.ts, loc.sz))
         snap = {
             "v": SNAP_VERSION,
             "blocks": [[b.index, b.size, b.last_off] for b in self._blks],
@@ -496,13 +527,21 @@ class FileStore(IndexedStore):
         rl = REC_OVERHEAD + slen + len(hdr) + len(msg)
         if slen > 0xFFFF or rl >= MAX_RECORD:
             raise ErrMsgTooLarge()
+        sz = file_store_msg_size(slen, len(hdr), len(msg))
+        kind = REC_MSG
+        if self.cfg.compression == "s2" and len(hdr) + len(msg) >= S2_MIN:
+            chdr = snappy.compress(hdr) if hdr else b""
+            cmsg = snappy.compress(msg)
+            if len(chdr) + len(cmsg) < len(hdr) + len(msg):
+                kind, hdr, msg = REC_MSG_S2, chdr, cmsg
+                rl = REC_OVERHEAD + slen + len(hdr) + len(msg)
         blk = self._lmb
         if blk.size and blk.size + rl > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(rl, REC_MSG, seq, ts, slen, len(hdr)) + subj + hdr + msg
+        rec = HDR.pack(rl, kind, seq, ts, slen, len(hdr)) + subj + hdr + msg
         off = self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
         blk.note_msg(seq, off, rl)
-        return _Loc(subj, ts, blk, off, rl, len(hdr) > 0)
+        return _Loc(subj, ts, blk, off, rl, sz)
 
     def _write_marker(self, kind, seq, ts, roll):
         blk = self._lmb
@@ -521,19 +560,23 @@ class FileStore(IndexedStore):
             log.error("Filestore [%s] could not write the removal of message %d: %s", self.cfg.name, seq, e)
 
     def _entry_size(self, loc):
-        # Go: fileStoreMsgSize (22 bytes of record header, a 4-byte header length when there
-        # are headers, an 8-byte hash), so that stream bytes and max_bytes count as in Go;
-        # gnatsd's record is 31 bytes plus subject, headers and payload.
-        return loc.rl + 3 if loc.hdr else loc.rl - 1
+        return loc.sz
 
     def _load(self, seq, loc):
         """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
         buf = os.pread(loc.blk.fd, loc.rl, loc.off)
         if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
             rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
-            if rseq == seq and kind == REC_MSG and rl == loc.rl:
+            if rseq == seq and rl == loc.rl:
                 p = HDR_SIZE + slen
-                return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                if kind == REC_MSG:
+                    return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                if kind == REC_MSG_S2:
+                    try:
+                        hdr = snappy.decompress(buf[p:p + hlen]) if hlen else b""
+                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[p + hlen:rl - 4]), seq, ts)
+                    except Exception:  # noqa: BLE001 - the codec's errors: reported lost below
+                        pass
         log.error("Filestore [%s] message %d in block %s is corrupt, marking it lost",
                   self.cfg.name, seq, loc.blk.index)
         if self._lost is None:
@@ -719,14 +762,14 @@ class FileStore(IndexedStore):
                 return  # damaged (reported at start): left as it is
             rl, kind, seq, ts, slen, hlen = HDR.unpack_from(buf, off)
             keep = False
-            if kind == REC_MSG:
+            if kind in MSG_KINDS:
                 loc = msgs.get(seq)
                 keep = loc is not None and loc.blk is blk
             elif kind == REC_DEL:
                 keep = seq in needed
             if keep:
                 out.append(buf[off:off + rl])
-                if kind == REC_MSG:
+                if kind in MSG_KINDS:
                     kept[seq] = pos
                 last_kept = pos
                 pos += rl
@@ -765,7 +808,7 @@ class FileStore(IndexedStore):
                 if seq in erased:
                     # Erased meanwhile in the old file: erase again in the new one.
                     rl, _, _, ts, _, _ = HDR.unpack_from(data, noff)
-                    self._erase_record(blk, seq, _Loc(b"", ts, blk, noff, rl, False))
+                    self._erase_record(blk, seq, _Loc(b"", ts, blk, noff, rl, 0))
                     blk.dead.discard(seq)
         self._dir_dirty = True
         self._wgen += 1

@@ -268,6 +268,8 @@ def js_stream_create_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, e)
     resp = {"type": rtype}
     resp.update(mset.info())
+    resp.pop("mirror", None)  # Go: the create response has no mirror or source info
+    resp.pop("sources", None)
     resp["did_create"] = True
     send_api_response(jsa, reply, resp)
 

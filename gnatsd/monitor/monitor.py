@@ -798,6 +798,7 @@ def jsz(s, opts=None):
                     if opts.config:
                         e["config"] = mset.cfg.to_dict()
                     e["state"] = mset.state_dict()
+                    mset.mirror_and_sources_info(e)
                     sd.append(e)
                 ad["stream_detail"] = sd
             details.append(ad)
