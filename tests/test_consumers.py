@@ -740,3 +740,19 @@ def test_replay_original_and_rate_limit(js_server, raw_conn):
     durable(c, "L", {"durable_name": "rl", "deliver_subject": "rl", "rate_limit_bps": 8000})
     assert [msg_frames(s, rb"6")[3] for _ in range(3)] == [b"z" * 150] * 3
     assert time.monotonic() - t0 > 0.3  # about 600 bytes over the burst at 1000 bytes/s
+
+
+def test_jsz_consumer_detail(js_server, raw_conn):
+    from gnatsd.monitor.monitor import JSzOptions, jsz
+    from conftest import on_hub
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.J", b'{"name":"J","subjects":["j"]}')
+    durable(c, "J", {"durable_name": "jd", "ack_policy": "explicit"})
+    z = on_hub(js_server, jsz, js_server, JSzOptions(accounts=True, streams=True, consumer=True))
+    assert z["consumers"] == 1
+    (sd,) = z["account_details"][0]["stream_detail"]
+    assert list(sd) == ["name", "created", "cluster", "state", "consumer_detail"]
+    (cd,) = sd["consumer_detail"]
+    assert cd["name"] == "jd" and "config" not in cd
+    z = on_hub(js_server, jsz, js_server, JSzOptions(accounts=True, streams=True, consumer=True, config=True))
+    assert z["account_details"][0]["stream_detail"][0]["consumer_detail"][0]["config"]["durable_name"] == "jd"
