@@ -833,10 +833,8 @@ class Client(Parser):
         acc.in_msgs += msgs
         acc.in_bytes += size
 
-    def process_inbound_msg(self, msg, deliver=None):
-        """Go: processInboundClientMsg. `msg` is the payload with its CRLF; `deliver`, from an
-        internal client only, the subject the matched subscribers get it under (Go:
-        pa.deliver). Does not yield."""
+    def process_inbound_msg(self, msg):
+        """Go: processInboundClientMsg. `msg` is the payload with its CRLF. Does not yield."""
         self.in_msgs += 1
         self.in_bytes += len(msg) - 2
         acc = self.acc
@@ -869,7 +867,7 @@ class Client(Parser):
             if reply is not None and self.no_responders:
                 self.send_no_responders(reply)
             return
-        delivered = self.process_msg_results(acc, result, deliver or subject, reply, msg)
+        delivered = self.process_msg_results(acc, result, subject, reply, msg)
         if not delivered and reply is not None and self.no_responders:
             self.send_no_responders(reply)
 

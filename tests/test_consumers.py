@@ -584,3 +584,175 @@ def test_workqueue_and_interest_retention_as_go(js_server):
         assert await _stream_state(nc, "I") == (0, 6, 5, 1)
         await nc.close()
     run(main())
+
+
+# -- push consumers ----------------------------------------------------------------------------
+
+
+def test_push_interest_headers_only_and_heartbeats_as_go(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.P", b'{"name":"P","subjects":["p.*"]}')
+    request(c, "p.0", b"m0")
+    request(c, "p.1", b"m1", {"X": "1"})
+    r = durable(c, "P", {"durable_name": "pd", "deliver_subject": "dl", "ack_policy": "explicit",
+                         "idle_heartbeat": 200_000_000, "headers_only": True})
+    assert "push_bound" not in r  # nobody listens yet: nothing is sent
+    s = raw_conn(js_server, headers=True)
+    s.send(b"SUB dl 5\r\n")
+    subj, reply, hdr, payload = msg_frames(s, rb"5")  # the stream subject, not the deliver subject
+    assert (subj, hdr, payload) == (b"p.0", b"NATS/1.0\r\nNats-Msg-Size: 2\r\n\r\n", b"")
+    assert reply.startswith(b"$JS.ACK.P.pd.1.1.1.") and reply.endswith(b".1")
+    subj, reply, hdr, payload = msg_frames(s, rb"5")
+    assert (subj, hdr) == (b"p.1", b"NATS/1.0\r\nX: 1\r\nNats-Msg-Size: 2\r\n\r\n")
+    subj, reply, hdr, payload = msg_frames(s, rb"5")
+    assert (subj, reply, hdr) == (
+        b"dl", None, b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 2\r\nNats-Last-Stream: 2\r\n\r\n")
+    assert api(c, "$JS.API.CONSUMER.INFO.P.pd")["push_bound"] is True
+    s.send(b"UNSUB 5\r\n")
+    s.ping_pong()
+    assert "push_bound" not in api(c, "$JS.API.CONSUMER.INFO.P.pd")
+
+
+def test_push_flow_control(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.P", b'{"name":"P","subjects":["p"]}')
+    chunk = b"x" * 65536
+    for _ in range(40):  # 2.6 MB: past the first window (2 MB), half of which asks for a reply
+        request(c, "p", chunk)
+    s = raw_conn(js_server, headers=True)
+    s.send(b"SUB fc 5\r\n")
+    s.ping_pong()
+    durable(c, "P", {"durable_name": "f", "deliver_subject": "fc", "flow_control": True, "idle_heartbeat": 10**9})
+    n = 0
+    while True:
+        subj, reply, hdr, payload = msg_frames(s, rb"5")
+        if hdr:
+            break
+        n += 1
+    assert hdr == b"NATS/1.0 100 FlowControl Request\r\n\r\n" and re.match(rb"\$JS\.FC\.P\.f\.\w{4}$", reply)
+    assert 16 <= n < 40
+    # stalled past the window until the reply comes
+    check_for(5, lambda: api(c, "$JS.API.CONSUMER.INFO.P.f")["delivered"]["consumer_seq"] < 40)
+    s.send(b"PUB %s 0\r\n\r\n" % reply)
+    while n < 40:
+        subj, _, hdr, payload = msg_frames(s, rb"5")
+        if not hdr:
+            n += 1
+    assert n == 40
+
+
+def test_ephemeral_inactive_threshold(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.P", b'{"name":"P","subjects":["p"]}')
+    push = create(c, "P", {"deliver_subject": "nobody", "inactive_threshold": 200_000_000})
+    assert push["config"]["inactive_threshold"] == 200_000_000
+    pull_ = create(c, "P", {"ack_policy": "explicit", "inactive_threshold": 100_000_000})
+    eph = create(c, "P", {"deliver_subject": "nobody2"})
+    assert eph["config"]["inactive_threshold"] == 5 * 10**9  # Go's default for ephemerals
+    check_for(3, lambda: api(c, "$JS.API.STREAM.INFO.P")["state"]["consumer_count"] == 1)
+    names = api(c, "$JS.API.CONSUMER.NAMES.P")["consumers"]
+    assert names == [eph["name"]] and push["name"] not in names and pull_["name"] not in names
+
+
+def test_deliver_group_and_ordered_consumer(js_server):
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="P", subjects=["p.*"])
+        for i in range(3):
+            await js.publish("p.%d" % i, b"m%d" % i)
+        q1 = await nc.subscribe("dg", queue="g")
+        q2 = await nc.subscribe("dg", queue="g")
+        await nc.flush()
+        r = json.loads((await nc.request("$JS.API.CONSUMER.DURABLE.CREATE.P.g", json.dumps(
+            {"stream_name": "P", "config": {"durable_name": "g", "deliver_subject": "dg",
+                                            "deliver_group": "g"}}).encode())).data)
+        assert (r["push_bound"], r["config"]["deliver_group"]) == (True, "g")
+        for _ in range(50):
+            if q1.pending_msgs + q2.pending_msgs == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert q1.pending_msgs + q2.pending_msgs == 3
+        osub = await js.subscribe("p.*", ordered_consumer=True)
+        assert [(await osub.next_msg(1)).data for _ in range(3)] == [b"m0", b"m1", b"m2"]
+        await js.publish("p.9", b"later")
+        m = await osub.next_msg(1)
+        assert (m.data, m.subject, m.metadata.sequence.stream) == (b"later", "p.9", 4)
+        # a durable push subscription with nats-py, acked
+        got = []
+
+        async def cb(msg):
+            got.append(msg.data)
+            await msg.ack()
+        await js.subscribe("p.*", durable="pd", cb=cb, manual_ack=True)
+        for _ in range(50):
+            if len(got) == 4:
+                break
+            await asyncio.sleep(0.02)
+        assert got == [b"m0", b"m1", b"m2", b"later"]
+        await nc.close()
+    run(main())
+
+
+def test_pause_and_resume(js_server, raw_conn):
+    from gnatsd import gofmt
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.P", b'{"name":"P","subjects":["p"]}')
+    durable(c, "P", {"durable_name": "d", "ack_policy": "explicit"})
+    until = gofmt.format_time(time.time_ns() + 60 * 10**9)
+    r = api(c, "$JS.API.CONSUMER.PAUSE.P.d", json.dumps({"pause_until": until}).encode())
+    assert (r["type"], r["paused"], r["pause_until"]) == (T + "consumer_pause_response", True, until)
+    assert 0 < r["pause_remaining"] <= 60 * 10**9
+    info = api(c, "$JS.API.CONSUMER.INFO.P.d")
+    assert info["paused"] is True and info["config"]["pause_until"] == until
+    request(c, "p", b"x")
+    p = raw_conn(js_server, headers=True)
+    pull(p, "P", "d", b'{"batch":1,"expires":300000000}')
+    assert msg_frames(p, rb"9")[2].startswith(b"NATS/1.0 408 Request Timeout\r\n")  # nothing while paused
+    r = api(c, "$JS.API.CONSUMER.PAUSE.P.d")
+    assert (r["paused"], r["pause_until"]) == (False, "0001-01-01T00:00:00Z")
+    pull(p, "P", "d", b'{"batch":1,"expires":1000000000}')
+    assert msg_frames(p, rb"9")[3] == b"x"
+    assert err(api(c, "$JS.API.CONSUMER.PAUSE.P.nope")) == (404, 10014, "consumer not found")
+
+
+def test_replay_original_and_rate_limit(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.P", b'{"name":"P","subjects":["p"]}')
+    request(c, "p", b"a")
+    time.sleep(0.3)
+    request(c, "p", b"b")
+    s = raw_conn(js_server, headers=True)
+    s.send(b"SUB r 5\r\n")
+    s.ping_pong()
+    durable(c, "P", {"durable_name": "r", "deliver_subject": "r", "replay_policy": "original"})
+    t0 = time.monotonic()
+    assert msg_frames(s, rb"5")[3] == b"a"
+    assert msg_frames(s, rb"5")[3] == b"b"
+    assert time.monotonic() - t0 > 0.25  # the gap the messages were stored with
+    # rate limit: 8000 bps is 1000 bytes a second, the burst the stream's max message size
+    api(c, "$JS.API.STREAM.CREATE.L", b'{"name":"L","subjects":["l"],"max_msg_size":200}')
+    for _ in range(3):
+        request(c, "l", b"z" * 150)
+    s.send(b"SUB rl 6\r\n")
+    s.ping_pong()
+    t0 = time.monotonic()
+    durable(c, "L", {"durable_name": "rl", "deliver_subject": "rl", "rate_limit_bps": 8000})
+    assert [msg_frames(s, rb"6")[3] for _ in range(3)] == [b"z" * 150] * 3
+    assert time.monotonic() - t0 > 0.3  # about 600 bytes over the burst at 1000 bytes/s
+
+
+def test_jsz_consumer_detail(js_server, raw_conn):
+    from gnatsd.monitor.monitor import JSzOptions, jsz
+    from conftest import on_hub
+    c = raw_conn(js_server, headers=True)
+    api(c, "$JS.API.STREAM.CREATE.J", b'{"name":"J","subjects":["j"]}')
+    durable(c, "J", {"durable_name": "jd", "ack_policy": "explicit"})
+    z = on_hub(js_server, jsz, js_server, JSzOptions(accounts=True, streams=True, consumer=True))
+    assert z["consumers"] == 1
+    (sd,) = z["account_details"][0]["stream_detail"]
+    assert list(sd) == ["name", "created", "cluster", "state", "consumer_detail"]
+    (cd,) = sd["consumer_detail"]
+    assert cd["name"] == "jd" and "config" not in cd
+    z = on_hub(js_server, jsz, js_server, JSzOptions(accounts=True, streams=True, consumer=True, config=True))
+    assert z["account_details"][0]["stream_detail"][0]["consumer_detail"][0]["config"]["durable_name"] == "jd"

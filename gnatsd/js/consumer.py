@@ -19,8 +19,8 @@ How it runs on gevent (DESIGN.md §3):
   greenlet of the connection that sent them; they do not yield. (Go queues acks to a
   goroutine of their own; here there is nothing to wait for, so they run at once.)
 - Everything a consumer sends (messages, status messages, ack replies, advisories) goes out
-  in order through events.send_internal_msg from the account's internal client, as Go sends
-  through the stream's outq.
+  in order from the consumer's own internal client (Go: o.client), published at once from
+  whichever greenlet sends (`send`): no hop through the system send loop.
 - Timers (redelivery, inactivity) are gevent greenlets started with spawn_later.
 - Push interest is tracked with Sublist.register_notification on the deliver subject, as Go.
 
@@ -42,7 +42,7 @@ import gevent
 from gevent.event import Event
 
 from .. import gofmt
-from ..events import _nuid, send_internal_msg
+from ..events import _nuid
 from ..fs.store import ACK_ALL, ACK_EXPLICIT, ACK_NONE, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, StoreError
 from ..fs.store import WORK_QUEUE_POLICY
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal, subject_is_subset_match
@@ -573,6 +573,9 @@ class Consumer:
         self.dtmr = None  # greenlet of the next delete_not_active
         self.ack_sub = self.req_sub = self.fc_sub = None
         self.notified = None  # the deliver subject registered for interest notifications
+        self.client = self.srv.create_internal_client(mset.jsa.acc)  # Go: o.client
+        self.outq = []  # messages queued while one is being sent (see send)
+        self.sending = False
         self.set_filters()
         self.ack_reply_pre = f"{JS_ACK_PRE}.{self.stream}.{name}."
         self.next_msg_subj = JS_API_REQUEST_NEXT_T.format(self.stream, name)
@@ -605,10 +608,43 @@ class Consumer:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, subject, hdr, msg=b"", reply=None, deliver=None):
-        """Go: outq.send. Everything a consumer sends goes out in order through here;
-        `deliver`: the message's own subject, which subscribers of `subject` see."""
-        send_internal_msg(self.srv, subject, reply, (hdr, msg), client=self.acc.internal_client(), deliver=deliver)
+    def send(self, subject, hdr, msg=b"", reply=None, subj=None):
+        """Go: outq.send and the stream's internalLoop: publish from the consumer's own
+        internal client (Go: o.client), in order. `subj` (bytes) is the subject receivers
+        see when it is not `subject`: a stream message keeps its own subject on its way to
+        the deliver subject or the request's inbox (Go: pa.deliver). A send made while one
+        is under way (a receiver's callback sending back through this consumer) is queued
+        and goes out after it. Does not yield."""
+        self.outq.append((subject, reply, hdr, msg, subj))
+        if self.sending:
+            return 0
+        self.sending = True
+        delivered = 0
+        try:
+            while self.outq:
+                batch, self.outq = self.outq, []
+                for item in batch:
+                    delivered = self._publish(*item)
+        finally:
+            self.sending = False
+        return delivered
+
+    def _publish(self, subject, reply, hdr, msg, subj):
+        """One message out (events.publish, with Go's deliver-subject override). Returns how
+        many subscriptions got it."""
+        c = self.client
+        acc = c.acc
+        dsubj = subject.encode()
+        rb = reply.encode() if reply else None
+        c.pa_subject, c.pa_reply = dsubj, rb
+        c.pa_szb = str(len(hdr) + len(msg)).encode()
+        c.pa_hdr, c.pa_hdb = (len(hdr), str(len(hdr)).encode()) if hdr else (-1, b"")
+        result = acc.sublist.match(dsubj)
+        if not result.psubs and not result.qsubs:
+            return 0
+        delivered = c.process_msg_results(acc, result, subj or dsubj, rb, hdr + msg + b"\r\n")
+        c.flush_clients()
+        return delivered
 
     def send_advisory(self, subject, adv):
         if self.jsa.js.domain:
