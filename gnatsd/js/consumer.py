@@ -48,7 +48,9 @@ from ..fs.store import WORK_QUEUE_POLICY
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal, subject_is_subset_match
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
-from .stream import BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, is_valid_name, parse_go_time, want
+from .stream import (
+    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, parse_go_time, want,
+)
 
 log = logging.getLogger("gnatsd")
 
@@ -321,8 +323,10 @@ def _not_set(dp, what):
                      f"consumer delivery policy is deliver {dp}, but optional {what} is not set")
 
 
-def check_consumer_cfg(config, scfg, acc_lim, recovering=False):
-    """Go: checkConsumerCfg (with 2.10's filter_subjects and metadata checks). Raises ApiError."""
+def check_consumer_cfg(config, scfg, acc_lim, subjects=None):
+    """Go: checkConsumerCfg (with 2.10's filter_subjects and metadata checks). `subjects`:
+    what filters must be within (Go: gatherSourceMirrorSubjects), None to skip that check
+    (recovery, external sources). Raises ApiError."""
     if config.replicas > 0 and config.replicas > scfg.num_replicas:
         raise api_error("ConsumerReplicasExceedsStream")
     if config.replicas < 0:
@@ -378,7 +382,7 @@ def check_consumer_cfg(config, scfg, acc_lim, recovering=False):
     for i, f in enumerate(filters):
         if not f:
             raise api_error("ConsumerEmptyFilter")
-        if not recovering and not valid_filtered_subject(f, scfg.subjects):
+        if subjects is not None and not valid_filtered_subject(f, subjects):
             raise api_error("ConsumerFilterNotSubset")
         for g in filters[i + 1:]:
             if subjects_collide(f.encode(), g.encode()):
@@ -1815,7 +1819,8 @@ def add_consumer(mset, config, oname="", action="", recovering=False, created=No
         raise api_error("ConsumerConfigRequired")
     config = config.copy()
     set_consumer_config_defaults(config, jsa.limits)
-    check_consumer_cfg(config, mset.cfg, jsa.limits, recovering)
+    check_consumer_cfg(config, mset.cfg, jsa.limits,
+                       None if recovering else gather_source_mirror_subjects(jsa, mset.cfg))
     cname = config.durable or config.name
     if cname:
         eo = mset.consumers.get(cname)

@@ -193,6 +193,33 @@ class StreamSource:
         return d
 
 
+def gather_source_mirror_subjects(jsa, cfg, seen=None):
+    """Go: gatherSourceMirrorSubjects with streamSourceSubjectsNotClustered: the subjects a
+    consumer's filters must be within, the stream's own and those its mirror or sources bring
+    (their origins', followed through theirs; 2.10's transform destinations where there are
+    transforms, the stream's subject_transform included). None when an external origin
+    makes them unknown (Go's hasExt: no check)."""
+    seen = set() if seen is None else seen
+    seen.add(cfg.name)
+    subjects = list(cfg.subjects)
+    if cfg.subject_transform and cfg.subject_transform.get("dest"):
+        subjects.append(cfg.subject_transform["dest"])
+    for ss in [cfg.mirror] if cfg.mirror is not None else cfg.sources or ():
+        if ss.external is not None:
+            return None
+        if ss.subject_transforms:
+            subjects.extend(t["dest"] or t["src"] or ">" for t in ss.subject_transforms)
+            continue
+        origin = jsa.streams.get(ss.name)
+        if origin is None or ss.name in seen:
+            continue
+        more = gather_source_mirror_subjects(jsa, origin.cfg, seen)
+        if more is None:
+            return None
+        subjects.extend(more)
+    return subjects
+
+
 def _republish_cfg(d):
     """Go: RePublish {src?, dest, headers_only?}, as a dict in Go's field order."""
     out = {}
