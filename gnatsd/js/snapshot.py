@@ -39,7 +39,7 @@ from ..sublist import is_valid_subject
 from .errors import ApiError, api_error
 from .jetstream import friendly_bytes
 from .jetstream_api import error_response, is_empty_request, send_api_response
-from .stream import BadJSON, StreamConfig, check_stream_cfg, decode_json, load_stream_meta, want
+from .stream import BadJSON, StreamConfig, check_stream_cfg, decode_json, json_object, load_stream_meta, want
 
 log = logging.getLogger("gnatsd")
 
@@ -223,10 +223,7 @@ def js_stream_restore_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, api_error("BadRequest"))
     try:
         d = decode_json(body)
-        raw_cfg = d.get("config") or {}
-        if not isinstance(raw_cfg, dict):
-            raise BadJSON()
-        ncfg = StreamConfig.from_dict({k.lower(): v for k, v in raw_cfg.items() if v is not None})
+        ncfg = StreamConfig.from_dict(json_object(d.get("config", {})))
     except BadJSON:
         return error_response(jsa, reply, rtype, api_error("InvalidJSON"))
     if not ncfg.name:
