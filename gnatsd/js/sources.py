@@ -32,7 +32,7 @@ import time
 import gevent
 from gevent.event import Event
 
-from ..fs.store import ErrStoreMsgNotFound, StoreError
+from ..fs.store import INTEREST_POLICY, LIMITS_POLICY, ErrStoreMsgNotFound, StoreError
 from ..gofmt import go_quote
 from ..sublist import subject_has_wildcard, subject_matches, subjects_collide
 from ..transform import SubjectTransform
@@ -59,6 +59,7 @@ class SourceInfo:
         self.last = 0  # ns of the last contact with the origin; 0: never
         self.start = 0  # ns; Go: the stream's last time, where a source with no header starts
         self.glet = None
+        self.origin = None  # the stream.Stream followed, while it exists
         self.wake = Event()
         self.warned = None  # the refusal last logged
         # (filter bytes, SubjectTransform or None) per subject filter; Go 2.10.
@@ -78,6 +79,24 @@ class SourceInfo:
         if self.ss.subject_transforms:  # Go 2.10 (which also shows filter_subject then)
             d["subject_transforms"] = [dict(t) for t in self.ss.subject_transforms]
         return d
+
+    def wants(self, subj):
+        """Whether a filter takes the origin subject `subj`."""
+        return any(filt == b">" or subject_matches(filt, subj) for filt, _ in self.filters)
+
+    def need_ack(self, seq, subj):
+        """Go: needAck of the mirror's or source's AckNone consumer on the origin: whether
+        the origin's `seq` (subject `subj`, b"" when not loaded) is still to be copied."""
+        if seq <= self.sseq:
+            return False
+        if len(self.filters) == 1 and self.filters[0][0] == b">":
+            return True
+        if not subj:
+            try:
+                subj = self.origin.store.load_msg(seq).subj
+            except StoreError:
+                return False
+        return self.wants(subj)
 
     def match(self, subj):
         """The subject to store an origin message under, or None if no filter takes it."""
@@ -129,7 +148,9 @@ def update_sources(mset):
     that went away stops; the others go on undisturbed."""
     new = {ss.name: ss for ss in mset.cfg.sources or ()}
     for name in [n for n in mset.sources if n not in new]:
-        cancel(mset.sources.pop(name))
+        si = mset.sources.pop(name)
+        cancel(si)
+        detach(si, True)
     added = []
     for name, ss in new.items():
         old = mset.sources.get(name)
@@ -145,6 +166,7 @@ def update_sources(mset):
                             if old.ss.filter_subject and ss.filter_subject else True):
             si.start = time.time_ns()
         start(mset, si)
+        detach(old, True)  # after the new one took its interest over
     starting_sequence_for_sources(mset, mset.store.fast_state(), added)
     for si in added:
         set_source_start(si)
@@ -217,14 +239,41 @@ def _ack_num(s):
 
 
 def start(mset, si):
+    """Attach `si` to its origin now, if there is one, so that an interest or work-queue
+    origin keeps what it has not copied from the next publish on; then follow."""
+    o = mset.jsa.streams.get(si.name)
+    if o is not None and not o.closed:
+        attach(mset, si, o)
     si.glet = gevent.spawn(follow, mset, si)
 
 
-def stop_mirror_and_sources(mset):
-    """Go: cancelMirrorConsumer / stopSourceConsumers."""
+def attach(mset, si, o):
+    """Go: the origin gets the mirror's or source's consumer (setupMirrorConsumer /
+    setSourceConsumer). Counts as interest on `o` (Stream.no_interest, check_interest)."""
+    si.origin = o
+    o.followers.add(si)
+    consumer_start(mset, si, o.store)
+
+
+def detach(si, cleanup):
+    """The origin loses the mirror's or source's consumer. With `cleanup` (the mirror or
+    source was deleted, not stopped) an interest origin drops what nobody else needs (Go:
+    the consumer's delete, stopWithFlags' interest clean-up)."""
+    o = si.origin
+    if o is None:
+        return
+    si.origin = None
+    o.followers.discard(si)
+    if cleanup and not o.closed and o.cfg.retention == INTEREST_POLICY:
+        o.cleanup_no_interest(si.sseq + 1)
+
+
+def stop_mirror_and_sources(mset, delete):
+    """Go: cancelMirrorConsumer / stopSourceConsumers. `delete`: the stream is deleted."""
     sis = ([mset.mirror] if mset.mirror is not None else []) + list(mset.sources.values())
     for si in sis:
         cancel(si)
+        detach(si, delete)
     mset.mirror = None
     mset.sources = {}
 
@@ -239,17 +288,14 @@ def wake_followers(jsa, name):
 def follow(mset, si):
     """The follower greenlet of a mirror or source (Go: processMirrorMsgs /
     processSourceMsgs with the consumer they read). Ends with the stream, or killed."""
-    origin = None
     try:
         while not mset.closed:
             o = mset.jsa.streams.get(si.name)
-            if o is not origin:
-                if origin is not None:
-                    origin.followers.discard(si)
-                origin = o
+            if o is not si.origin:
+                detach(si, False)
                 if o is not None:
-                    o.followers.add(si)
-                    consumer_start(mset, si, o.store)
+                    attach(mset, si, o)
+            origin = si.origin
             si.wake.clear()
             if origin is None or origin.closed:
                 si.err = api_error("StreamNotFound")
@@ -258,7 +304,7 @@ def follow(mset, si):
             si.err = None
             si.last = time.time_ns()
             try:
-                delay = copy_batch(mset, si, origin.store)
+                delay = copy_batch(mset, si, origin)
             except (StoreError, OSError) as e:
                 log.warning("Error copying from stream '%s > %s' to '%s': %s", mset.acc.name, si.name,
                             mset.cfg.name, e)
@@ -269,8 +315,8 @@ def follow(mset, si):
                 continue
             si.wake.wait(delay)
     finally:
-        if origin is not None:
-            origin.followers.discard(si)
+        if si.glet is gevent.getcurrent():
+            detach(si, False)
 
 
 def consumer_start(mset, si, ostore):
@@ -297,9 +343,12 @@ def consumer_start(mset, si, ostore):
             mset.store.skip_msgs(last + 1, si.sseq - last)
 
 
-def copy_batch(mset, si, ostore):
-    """Copy up to BATCH messages from the origin store. None when there may be more;
-    else how long to wait for news (seconds)."""
+def copy_batch(mset, si, origin):
+    """Copy up to BATCH messages from the origin stream. None when there may be more;
+    else how long to wait for news (seconds). On an interest or work-queue origin each
+    copied message is acknowledged (Go: the AckNone consumer's ackq push in deliverMsg)."""
+    ostore = origin.store
+    acks = origin.cfg.retention != LIMITS_POLICY
     filt = si.filters[0][0] if len(si.filters) == 1 else b">"
     wc = subject_has_wildcard(filt)
     for _ in range(BATCH):
@@ -317,6 +366,8 @@ def copy_batch(mset, si, ostore):
             si.lag = si.pending(ostore)
             return SOURCE_CONSUMER_RETRY_THRESHOLD
         si.sseq = sm.seq
+        if acks:
+            origin.ack_msg(si, sm.seq)
     si.lag = si.pending(ostore)
     return None
 

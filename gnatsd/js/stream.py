@@ -795,12 +795,12 @@ class Stream:
             c.unsubscribe(sub)
         subs.clear()
 
-    def unsubscribe_to_stream(self):
-        """Go: unsubscribeToStream."""
+    def unsubscribe_to_stream(self, delete):
+        """Go: unsubscribeToStream. `delete`: the stream is being deleted."""
         from .sources import stop_mirror_and_sources
         self.unsubscribe(self.subs)
         self.unsubscribe(self.direct_subs)
-        stop_mirror_and_sources(self)
+        stop_mirror_and_sources(self, delete)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -1012,7 +1012,11 @@ class Stream:
 
     def no_interest(self, subject):
         """Go: processJetStreamMsg's noInterest for interest retention: no consumer, or none
-        whose filter takes `subject`."""
+        whose filter takes `subject`. A mirror or source copying this stream counts (Go: its
+        internal consumer)."""
+        for si in self.followers:
+            if si.wants(subject):
+                return False
         if not self.consumers:
             return True
         if self.num_filter == 0:
@@ -1046,25 +1050,41 @@ class Stream:
         return len(subjects) > 1 or subject_has_wildcard(subjects[0].encode())
 
     def check_interest(self, seq, obs):
-        """Go: checkInterest. Whether a consumer other than `obs` still needs `seq`."""
+        """Go: checkInterest. Whether a consumer, or a mirror or source copying this stream
+        (sources.SourceInfo), other than `obs` still needs `seq`."""
         subj = b""
         if self.potential_filtered_consumers():
             try:
                 subj = self.store.load_msg(seq).subj
             except StoreError:
                 return False
-        return any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values())
+        if any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values()):
+            return True
+        return any(si is not obs and si.need_ack(seq, subj) for si in self.followers)
+
+    def cleanup_no_interest(self, first):
+        """Go: the interest clean-up of a consumer's delete. Remove the messages from `first`
+        on that nobody needs any more. Does not yield."""
+        st = self.store.fast_state()
+        rm = [seq for seq in range(max(first, st.first_seq), st.last_seq + 1) if not self.check_interest(seq, None)]
+        for seq in rm:
+            try:
+                self.store.remove_msg(seq, wait=False)
+            except StoreError:
+                pass
 
     def ack_msg(self, o, seq):
-        """Go: ackMsg. A consumer acked `seq` on an interest or work-queue stream: remove it
-        once no other consumer needs it. Does not yield."""
+        """Go: ackMsg. A consumer (or a mirror or source, as Go's AckNone consumer) acked `seq`
+        on an interest or work-queue stream: remove it once nobody else needs it. Does not
+        yield."""
         retention = self.cfg.retention
         if retention == LIMITS_POLICY:
             return
         if seq < self.store.fast_state().first_seq:
             return
         if retention == WORK_QUEUE_POLICY:
-            should_remove = not any(c.cfg.direct for c in self.consumers.values()) or not self.check_interest(seq, o)
+            directs = self.followers or any(c.cfg.direct for c in self.consumers.values())
+            should_remove = not directs or not self.check_interest(seq, o)
         else:
             should_remove = not self.check_interest(seq, o)
         if should_remove:
@@ -1205,7 +1225,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
-        self.unsubscribe_to_stream()
+        self.unsubscribe_to_stream(delete)
         for o in list(self.consumers.values()):
             o.stop_with_flags(delete, delete, stream_gone=True)
         self.consumers.clear()

@@ -1,0 +1,139 @@
+"""Mirrors and sources beyond copying (gnatsd/js/sources.py, gnatsd/js/stream.py): a mirror or
+source as interest on an interest or work-queue origin, mirrors answering DIRECT.GET for their
+origin (mirror_direct), and sources from another account's stream through an API prefix
+(external). Expected states were taken from nats-server 2.9.10 on the same requests, except
+where a comment says gnatsd follows newer Go."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import check_for
+from test_jetstream import api, request
+
+
+@pytest.fixture
+def js_server(make_server, tmp_path):
+    return make_server(jetstream=True, store_dir=str(tmp_path))
+
+
+def state(c, name):
+    """(messages, first_seq, last_seq, consumer_count) of stream `name`."""
+    st = api(c, f"$JS.API.STREAM.INFO.{name}")["state"]
+    return st["messages"], st["first_seq"], st["last_seq"], st["consumer_count"]
+
+
+def create(c, name, **cfg):
+    r = api(c, f"$JS.API.STREAM.CREATE.{name}", json.dumps(dict(name=name, storage="memory", **cfg)).encode())
+    assert "error" not in r, r
+    return r
+
+
+def fetch(c, stream, consumer, n):
+    """Pull `n` messages; returns their ack subjects."""
+    c.send(b"SUB pull.in 77\r\nPUB $JS.API.CONSUMER.MSG.NEXT.%s.%s pull.in %d\r\n{\"batch\":%d}\r\n" % (
+        stream.encode(), consumer.encode(), len(b'{"batch":%d}' % n), n))
+    acks = []
+    for _ in range(n):
+        m = c.expect(rb"MSG \S+ 77 (\S+) (\d+)\r\n")
+        c.read_exact(int(m.group(2)) + 2)
+        acks.append(m.group(1))
+    c.send(b"UNSUB 77\r\n")
+    return acks
+
+
+# -- interest and work-queue origins -------------------------------------------------------------
+
+
+def test_mirror_is_interest_on_an_interest_origin(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    create(c, "O", subjects=["o.>"], retention="interest")
+    create(c, "M", mirror={"name": "O"})
+    for _ in range(3):
+        request(c, "o.a", b"x")
+    # kept until the mirror has them, then gone (Go: the mirror's AckNone consumer acks)
+    check_for(5, lambda: state(c, "M") == (3, 1, 3, 0))
+    assert state(c, "O") == (0, 4, 3, 0)
+    # with a consumer too, a message stays until both have it
+    api(c, "$JS.API.CONSUMER.DURABLE.CREATE.O.C", b'{"stream_name":"O","config":{"durable_name":"C",'
+                                                   b'"ack_policy":"explicit"}}')
+    for _ in range(2):
+        request(c, "o.b", b"y")
+    check_for(5, lambda: state(c, "M") == (5, 1, 5, 0))
+    assert state(c, "O") == (2, 4, 5, 1)
+    ack = fetch(c, "O", "C", 1)[0]
+    c.send(b"PUB " + ack + b" 4\r\n+ACK\r\n")
+    c.ping_pong()
+    assert state(c, "O") == (1, 5, 5, 1)
+    api(c, "$JS.API.STREAM.DELETE.M")
+    assert state(c, "O") == (1, 5, 5, 1)
+
+
+def test_filtered_mirror_on_an_interest_origin(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    create(c, "I", subjects=["i.>"], retention="interest")
+    create(c, "M", mirror={"name": "I", "filter_subject": "i.a"})
+    for subj in ("i.a", "i.b", "i.a"):
+        request(c, subj, b"x")
+    # i.b had no interest: its sequence is used, the message not kept
+    check_for(5, lambda: state(c, "M") == (2, 1, 3, 0))
+    assert state(c, "I") == (0, 4, 3, 0)
+
+
+def test_refused_messages_stay_until_the_mirror_goes(js_server, raw_conn):
+    """gnatsd acknowledges a copy only once the mirror stored it (Go's AckNone consumer acks on
+    delivery, so a refused message is lost); deleting the mirror frees what only it needed."""
+    c = raw_conn(js_server, headers=True)
+    create(c, "O", subjects=["o"], retention="interest")
+    create(c, "M", mirror={"name": "O"}, max_msgs=1, discard="new")
+    for _ in range(3):
+        request(c, "o", b"x")
+    check_for(5, lambda: state(c, "M")[0] == 1)
+    assert state(c, "O") == (2, 2, 3, 0)
+    api(c, "$JS.API.STREAM.DELETE.M")
+    assert state(c, "O") == (0, 4, 3, 0)
+
+
+def test_source_is_interest_on_a_work_queue_origin(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    create(c, "W", subjects=["w.>"], retention="workqueue")
+    create(c, "S", sources=[{"name": "W"}])
+    for _ in range(3):
+        request(c, "w.a", b"x")
+    check_for(5, lambda: state(c, "S") == (3, 1, 3, 0))
+    assert state(c, "W") == (0, 4, 3, 0)
+    # Newer Go (2.9.10 refused it with 10099): a source's consumer does not count against
+    # the work queue's one unfiltered consumer.
+    r = api(c, "$JS.API.CONSUMER.DURABLE.CREATE.W.D", b'{"stream_name":"W","config":{"durable_name":"D",'
+                                                       b'"ack_policy":"explicit"}}')
+    assert "error" not in r
+    for _ in range(2):
+        request(c, "w.b", b"y")
+    check_for(5, lambda: state(c, "S") == (5, 1, 5, 0))
+    assert state(c, "W") == (2, 4, 5, 1)  # D still has them to do
+    for ack in fetch(c, "W", "D", 2):
+        c.send(b"PUB " + ack + b" 4\r\n+ACK\r\n")
+    c.ping_pong()
+    assert state(c, "W") == (0, 6, 5, 1)
+
+
+def test_acked_before_copied_waits_for_the_source(js_server, raw_conn):
+    """As for mirrors above, a message the source refused stays on the work queue (Go's
+    AckNone consumer would already have let it go)."""
+    c = raw_conn(js_server, headers=True)
+    create(c, "W", subjects=["w"], retention="workqueue")
+    api(c, "$JS.API.CONSUMER.DURABLE.CREATE.W.D", b'{"stream_name":"W","config":{"durable_name":"D",'
+                                                   b'"ack_policy":"explicit"}}')
+    # the source refuses everything until its limit is raised
+    create(c, "S", sources=[{"name": "W"}], max_msg_size=1)
+    request(c, "w", b"xy")
+    check_for(5, lambda: api(c, "$JS.API.STREAM.INFO.S")["sources"][0]["lag"] == 1)
+    for ack in fetch(c, "W", "D", 1):
+        c.send(b"PUB " + ack + b" 4\r\n+ACK\r\n")
+    c.ping_pong()
+    assert state(c, "W") == (1, 1, 1, 1)
+    api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"W"}]}')
+    check_for(5, lambda: state(c, "S")[0] == 1)
+    check_for(5, lambda: state(c, "W") == (0, 2, 1, 1))
