@@ -434,12 +434,13 @@ class Account:
             self.ic = self.srv.create_internal_client(self)
         return self.ic
 
-    def subscribe_internal(self, subject, cb):
-        """Go: subscribeInternal. An internal subscription in this account; `cb(sub, client,
-        acc, subject, reply, msg)` runs on the publisher's greenlet and must not yield."""
+    def subscribe_internal(self, subject, cb, queue=None):
+        """Go: subscribeInternal (queueSubscribeInternal with `queue`). An internal
+        subscription in this account; `cb(sub, client, acc, subject, reply, msg)` runs on the
+        publisher's greenlet and must not yield."""
         c = self.internal_client()
         self.isid += 1
-        return c.subscribe_internal(subject, str(self.isid).encode(), cb)
+        return c.subscribe_internal(subject, str(self.isid).encode(), cb, queue)
 
     def add_service_import_sub(self, si):
         """Go: addServiceImportSub. The internal subscription that catches requests."""

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from conftest import check_for
+from conftest import check_for, on_hub
 from test_jetstream import api, request
 
 
@@ -137,3 +137,62 @@ def test_acked_before_copied_waits_for_the_source(js_server, raw_conn):
     api(c, "$JS.API.STREAM.UPDATE.S", b'{"name":"S","storage":"memory","sources":[{"name":"W"}]}')
     check_for(5, lambda: state(c, "S")[0] == 1)
     check_for(5, lambda: state(c, "W") == (0, 2, 1, 1))
+
+
+# -- mirror_direct -------------------------------------------------------------------------------
+
+
+def direct_stream(c, subject, body=b""):
+    """The Nats-Stream header of a DIRECT.GET answer (None for a status reply)."""
+    hdr, _ = request(c, subject, body)
+    m = re.search(rb"Nats-Stream: (\S+)\r\n", hdr)
+    return m.group(1).decode() if m else hdr.split(b"\r\n")[0].decode()
+
+
+def test_mirror_answers_direct_gets_for_its_origin(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True, no_responders=True)
+    create(c, "O", subjects=["o.>"], allow_direct=True)
+    for i in range(3):
+        request(c, "o.a", b"x%d" % i)
+    assert create(c, "M", mirror={"name": "O"})["config"]["mirror_direct"] is True
+    create(c, "N", mirror={"name": "O"}, mirror_direct=False)  # Go: inherited from the origin anyway
+    check_for(5, lambda: state(c, "M")[2] == 3 and state(c, "N")[2] == 3)
+    # the origin and its mirrors share a queue group: each request gets one answer
+    answers = {direct_stream(c, "$JS.API.DIRECT.GET.O", b'{"seq":2}') for _ in range(60)}
+    assert answers == {"O", "M", "N"}
+    assert {direct_stream(c, "$JS.API.DIRECT.GET.O.o.a") for _ in range(60)} == {"O", "M", "N"}
+    # a mirror without allow_direct does not answer for itself: the next answer is the origin's
+    c.send(b"SUB nr 5\r\nPUB $JS.API.DIRECT.GET.M nr 9\r\n{\"seq\":2}\r\n")
+    c.send(b"PUB $JS.API.DIRECT.GET.O nr 9\r\n{\"seq\":3}\r\n")
+    c.expect(rb"HMSG nr 5 \d+ \d+\r\nNATS/1.0\r\nNats-Stream: \w\r\nNats-Subject: o.a\r\nNats-Sequence: 3\r\n")
+    c.send(b"UNSUB 5\r\n")
+    # with the origin gone, its mirrors still answer
+    api(c, "$JS.API.STREAM.DELETE.O")
+    hdr, body = request(c, "$JS.API.DIRECT.GET.O", b'{"seq":2}')
+    assert re.match(rb"NATS/1.0\r\nNats-Stream: [MN]\r\nNats-Subject: o.a\r\nNats-Sequence: 2\r\n", hdr)
+    assert body == b"x1"
+    assert request(c, "$JS.API.DIRECT.GET.O", b'{"seq":9}')[0] == b"NATS/1.0 404 Message Not Found\r\n\r\n"
+    # deleted mirrors answer no more
+    assert direct_getters(js_server) == [2, 2]
+    api(c, "$JS.API.STREAM.DELETE.M")
+    api(c, "$JS.API.STREAM.DELETE.N")
+    assert direct_getters(js_server) == [0, 0]
+
+
+def direct_getters(server):
+    """How many subscriptions answer DIRECT.GET.O and DIRECT.GET.O.o.a, all in Go's group."""
+    def count():
+        sl = server.accounts["$G"].sublist
+        rs = [sl.match(b"$JS.API.DIRECT.GET.O"), sl.match(b"$JS.API.DIRECT.GET.O.o.a")]
+        assert all(g[0].queue == b"_sys_" for r in rs for g in r.qsubs)
+        return [sum(len(g) for g in r.qsubs) for r in rs]
+    return on_hub(server, count)
+
+
+def test_mirror_of_origin_without_direct_does_not_answer(js_server, raw_conn):
+    c = raw_conn(js_server, headers=True)
+    create(c, "O", subjects=["o"])
+    request(c, "o", b"x")
+    assert create(c, "M", mirror={"name": "O"})["config"]["mirror_direct"] is False
+    check_for(5, lambda: state(c, "M")[2] == 1)
+    assert direct_getters(js_server) == [0, 0]

@@ -43,6 +43,7 @@ log = logging.getLogger("gnatsd")
 
 SOURCE_HEALTH_CHECK_INTERVAL = 1.0  # Go: sourceHealthCheckInterval
 SOURCE_CONSUMER_RETRY_THRESHOLD = 2.0  # Go: sourceConsumerRetryThreshold
+DGET_CAUGHT_UP_THRESH = 10  # Go: dgetCaughtUpThresh
 BATCH = 256  # messages copied before the follower lets other greenlets run
 
 
@@ -60,6 +61,7 @@ class SourceInfo:
         self.start = 0  # ns; Go: the stream's last time, where a source with no header starts
         self.glet = None
         self.origin = None  # the stream.Stream followed, while it exists
+        self.dsubs = []  # a mirror's DIRECT.GET subscriptions for its origin (Go: dsub, lbsub)
         self.wake = Event()
         self.warned = None  # the refusal last logged
         # (filter bytes, SubjectTransform or None) per subject filter; Go 2.10.
@@ -274,6 +276,7 @@ def stop_mirror_and_sources(mset, delete):
     for si in sis:
         cancel(si)
         detach(si, delete)
+        mset.unsubscribe(si.dsubs)
     mset.mirror = None
     mset.sources = {}
 
@@ -310,6 +313,9 @@ def follow(mset, si):
                             mset.cfg.name, e)
                 # A corrupt record of the origin is reported lost and gone: go on at once.
                 delay = 0 if isinstance(e, ErrStoreMsgNotFound) else SOURCE_CONSUMER_RETRY_THRESHOLD
+            if si.mirror and not si.dsubs and mset.cfg.mirror_direct and si.lag < DGET_CAUGHT_UP_THRESH:
+                # Go: a mirror that has about caught up answers its origin's direct gets too
+                si.dsubs = mset.direct_get_subs(si.name)
             if delay is None:
                 gevent.sleep(0)  # more to copy
                 continue

@@ -32,6 +32,7 @@ import time
 from collections import deque
 
 from .. import gofmt
+from ..conn import SYS_QUEUE_GROUP
 from ..events import send_internal_msg
 from ..fs.filestore import STREAM_META_FILE, STREAM_META_SUM, FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
@@ -48,6 +49,7 @@ from .errors import ApiError, api_error
 log = logging.getLogger("gnatsd")
 
 JS_MAX_NAME_LEN = 255  # Go: JSMaxNameLen
+DGET_GROUP = SYS_QUEUE_GROUP  # Go: dgetGroup
 JS_MAX_DESCRIPTION_LEN = 4 * 1024  # Go: JSMaxDescriptionLen
 JS_MAX_METADATA_LEN = 128 * 1024  # Go (2.10): JSMaxMetadataLen
 STREAM_MAX_REPLICAS = 5  # Go: StreamMaxReplicas
@@ -781,13 +783,18 @@ class Stream:
 
     def subscribe_to_direct(self):
         """Go: subscribeToDirect."""
-        if self.direct_subs:
-            return
-        name = self.cfg.name
-        self.direct_subs.append(self.acc.subscribe_internal(
-            f"$JS.API.DIRECT.GET.{name}".encode(), self.process_direct_get_request))
-        self.direct_subs.append(self.acc.subscribe_internal(
-            f"$JS.API.DIRECT.GET.{name}.>".encode(), self.process_direct_get_last_by_subject_request))
+        if not self.direct_subs:
+            self.direct_subs = self.direct_get_subs(self.cfg.name)
+
+    def direct_get_subs(self, name):
+        """Go: subscribeToDirect / subscribeToMirrorDirect. This stream answers the DIRECT.GET
+        requests of the stream `name` (its own, or its origin's for a mirror), in the queue
+        group the origin and its mirrors share (Go: dgetGroup)."""
+        acc = self.acc
+        return [acc.subscribe_internal(f"$JS.API.DIRECT.GET.{name}".encode(), self.process_direct_get_request,
+                                       DGET_GROUP),
+                acc.subscribe_internal(f"$JS.API.DIRECT.GET.{name}.>".encode(),
+                                       self.process_direct_get_last_by_subject_request, DGET_GROUP)]
 
     def unsubscribe(self, subs):
         c = self.acc.internal_client()
