@@ -196,3 +196,128 @@ def test_mirror_of_origin_without_direct_does_not_answer(js_server, raw_conn):
     assert create(c, "M", mirror={"name": "O"})["config"]["mirror_direct"] is False
     check_for(5, lambda: state(c, "M")[2] == 1)
     assert direct_getters(js_server) == [0, 0]
+
+
+# -- external: another account's stream through an imported API ---------------------------------
+
+EXT_CONF = """
+jetstream { store_dir: "%s" }
+accounts {
+  A: { jetstream: enabled, users: [{user: a, password: a}],
+       exports: [ {service: "$JS.API.>"}, {stream: "deliver.>"}, {service: "$JS.FC.>"} ] }
+  B: { jetstream: enabled, users: [{user: b, password: b}],
+       imports: [ {service: {account: A, subject: "$JS.API.>"}, to: "$JS.A.API.>"},
+                  {stream: {account: A, subject: "deliver.>"}},
+                  {service: {account: A, subject: "$JS.FC.>"}} ] }
+}
+"""
+EXT = {"api": "$JS.A.API", "deliver": "deliver.B"}
+
+
+@pytest.fixture
+def ext_server(tmp_path):
+    from gnatsd import Server
+    from conftest import load_conf
+    opts = load_conf(tmp_path, EXT_CONF % (tmp_path / "js"))
+    opts.host, opts.port = "127.0.0.1", -1
+    s = Server(opts).start_in_thread()
+    yield s
+    s.stop_thread()
+
+
+def test_external_source_and_mirror_from_another_account(ext_server, raw_conn):
+    a = raw_conn(ext_server, headers=True, user="a", **{"pass": "a"})
+    b = raw_conn(ext_server, headers=True, user="b", **{"pass": "b"})
+    create(a, "ORDERS", subjects=["orders.>"])
+    for i in range(3):
+        request(a, "orders.new", b"o%d" % i)
+    r = create(b, "S", sources=[{"name": "ORDERS", "external": EXT}])
+    assert r["config"]["sources"] == [{"name": "ORDERS", "external": EXT}]
+    create(b, "M", mirror={"name": "ORDERS", "external": EXT})
+    check_for(5, lambda: state(b, "S")[0] == 3 and state(b, "M")[0] == 3)
+    si = api(b, "$JS.API.STREAM.INFO.S")["sources"][0]
+    assert list(si)[:4] == ["name", "external", "lag", "active"] and si["external"] == EXT and si["lag"] == 0
+    mi = api(b, "$JS.API.STREAM.INFO.M")["mirror"]
+    assert mi["external"] == EXT and "error" not in mi
+    # Go: the header names the source by its index name, the API prefix hashed
+    hdr, body = request(b, "$JS.API.STREAM.MSG.GET.S", b'{"seq":1}')
+    m = json.loads(body)["message"]
+    import base64
+    assert base64.b64decode(m["hdrs"]) == b"NATS/1.0\r\nNats-Stream-Source: ORDERS:z0zeNTHp 1\r\n\r\n"
+    assert state(a, "ORDERS") == (3, 1, 3, 0)
+    # B's own $JS.API does not see A's stream
+    assert api(b, "$JS.API.STREAM.INFO.ORDERS")["error"]["err_code"] == 10059
+
+
+def test_external_source_on_an_interest_origin(ext_server, raw_conn):
+    a = raw_conn(ext_server, headers=True, user="a", **{"pass": "a"})
+    b = raw_conn(ext_server, headers=True, user="b", **{"pass": "b"})
+    create(a, "ORDERS", subjects=["orders.>"], retention="interest")
+    create(b, "S", sources=[{"name": "ORDERS", "external": EXT}])
+    for i in range(3):
+        request(a, "orders.new", b"o%d" % i)
+    check_for(5, lambda: state(b, "S")[0] == 3)
+    assert state(a, "ORDERS") == (0, 4, 3, 0)
+
+
+def test_external_that_leads_nowhere(ext_server, raw_conn):
+    b = raw_conn(ext_server, headers=True, user="b", **{"pass": "b"})
+    create(b, "X", sources=[{"name": "ORDERS", "external": {"api": "$JS.nope.API", "deliver": "deliver.B"}}])
+    create(b, "Y", sources=[{"name": "NOPE", "external": EXT}])
+    check_for(5, lambda: "error" in api(b, "$JS.API.STREAM.INFO.Y")["sources"][0])
+    assert api(b, "$JS.API.STREAM.INFO.Y")["sources"][0] == {
+        "name": "NOPE", "external": EXT, "lag": 0, "active": -1,
+        "error": {"code": 404, "err_code": 10059, "description": "stream not found"}}
+    assert api(b, "$JS.API.STREAM.INFO.X")["sources"][0] == {
+        "name": "ORDERS", "external": {"api": "$JS.nope.API", "deliver": "deliver.B"}, "lag": 0, "active": -1}
+    # the origin comes: the source finds it
+    a = raw_conn(ext_server, headers=True, user="a", **{"pass": "a"})
+    create(a, "NOPE", subjects=["n"])
+    request(a, "n", b"x")
+    check_for(5, lambda: state(b, "Y")[0] == 1)
+
+
+@pytest.mark.parametrize("ext, expected", [
+    ({"api": "$JS.API", "deliver": "x"},
+     (400, 10021, "stream external api prefix $JS.API must not overlap with $JS.API")),
+    ({"api": "foo.*", "deliver": "x"},
+     (500, 10052, 'stream external api prefix "foo.*" must be a valid subject without wildcards')),
+    ({"api": "$JS.A.API", "deliver": "d.*"},
+     (400, 10024, "stream external delivery prefix d.* must not contain wildcards")),
+])
+def test_external_bad_prefixes(js_server, raw_conn, ext, expected):
+    c = raw_conn(js_server, headers=True)
+    r = api(c, "$JS.API.STREAM.CREATE.X", json.dumps({"name": "X", "sources": [{"name": "O", "external": ext}]}).encode())
+    code, err_code, description = expected
+    assert r["error"] == {"code": code, "err_code": err_code, "description": description}
+
+
+def test_external_source_goes_on_after_a_restart(tmp_path, raw_conn):
+    from gnatsd import Server
+    from conftest import load_conf
+
+    def start():
+        opts = load_conf(tmp_path, EXT_CONF % (tmp_path / "js"))
+        opts.host, opts.port = "127.0.0.1", -1
+        return Server(opts).start_in_thread()
+
+    s = start()
+    try:
+        a = raw_conn(s, headers=True, user="a", **{"pass": "a"})
+        b = raw_conn(s, headers=True, user="b", **{"pass": "b"})
+        api(a, "$JS.API.STREAM.CREATE.ORDERS", b'{"name":"ORDERS","subjects":["orders.>"]}')
+        api(b, "$JS.API.STREAM.CREATE.S", json.dumps({"name": "S", "sources": [{"name": "ORDERS", "external": EXT}]}).encode())
+        for i in range(3):
+            request(a, "orders.new", b"o%d" % i)
+        check_for(5, lambda: state(b, "S")[0] == 3)
+    finally:
+        s.stop_thread()
+    s = start()
+    try:
+        a = raw_conn(s, headers=True, user="a", **{"pass": "a"})
+        b = raw_conn(s, headers=True, user="b", **{"pass": "b"})
+        request(a, "orders.new", b"o3")
+        check_for(5, lambda: state(b, "S")[2] == 4)
+        assert state(b, "S")[0] == 4  # nothing copied twice
+    finally:
+        s.stop_thread()

@@ -53,6 +53,7 @@ class SourceInfo:
     def __init__(self, ss, mirror):
         self.ss = ss  # the StreamSource config
         self.name = ss.name
+        self.iname = ss.iname  # Go: iname, the name in Nats-Stream-Source headers
         self.mirror = mirror
         self.sseq = 0  # the last origin sequence copied (or skipped)
         self.lag = 0
@@ -74,8 +75,11 @@ class SourceInfo:
 
     def to_dict(self):
         """Go: StreamSourceInfo."""
-        d = {"name": self.name, "lag": self.lag,
-             "active": time.time_ns() - self.last if self.last else -1}
+        d = {"name": self.name}
+        if self.ss.external is not None:
+            d["external"] = dict(self.ss.external)
+        d["lag"] = self.lag
+        d["active"] = time.time_ns() - self.last if self.last else -1
         if self.err is not None:
             d["error"] = self.err.to_dict()
         if self.ss.subject_transforms:  # Go 2.10 (which also shows filter_subject then)
@@ -132,7 +136,7 @@ def setup_mirror_and_sources(mset):
             si.sseq = st.last_seq
         start(mset, si)
     elif cfg.sources:
-        mset.sources = {ss.name: SourceInfo(ss, False) for ss in cfg.sources}
+        mset.sources = {ss.iname: SourceInfo(ss, False) for ss in cfg.sources}
         if st.last_ts:
             # Go: a source with nothing in the stream yet starts after its last message.
             for si in mset.sources.values():
@@ -148,7 +152,7 @@ def update_sources(mset):
     the stream (from the headers) or from the beginning; one whose filter changed goes on
     after its last sequence, or from now when the new filter does not overlap the old; one
     that went away stops; the others go on undisturbed."""
-    new = {ss.name: ss for ss in mset.cfg.sources or ()}
+    new = {ss.iname: ss for ss in mset.cfg.sources or ()}
     for name in [n for n in mset.sources if n not in new]:
         si = mset.sources.pop(name)
         cancel(si)
@@ -200,7 +204,7 @@ def starting_sequence_for_sources(mset, st, sis):
     sequence each of `sis` copied, from the newest Nats-Stream-Source header naming it."""
     if st.msgs == 0:
         return
-    want_names = {si.name: si for si in sis}
+    want_names = {si.iname: si for si in sis}
     store = mset.store
     seq = st.last_seq
     while seq >= st.first_seq and want_names:
@@ -243,10 +247,37 @@ def _ack_num(s):
 def start(mset, si):
     """Attach `si` to its origin now, if there is one, so that an interest or work-queue
     origin keeps what it has not copied from the next publish on; then follow."""
-    o = mset.jsa.streams.get(si.name)
-    if o is not None and not o.closed:
+    o = lookup_origin(mset, si)
+    if o and not o.closed:
         attach(mset, si, o)
     si.glet = gevent.spawn(follow, mset, si)
+
+
+def lookup_origin(mset, si):
+    """The stream `si` follows: in this account, or for an external one in the account
+    whose JetStream API this account imports under the external's API prefix. None when
+    there is none (False when an external's prefix leads nowhere)."""
+    ext = si.ss.external
+    if ext is None:
+        return mset.jsa.streams.get(si.name)
+    jsa = resolve_external_api(mset.jsa, ext["api"], si.name)
+    if jsa is None:
+        return False
+    return jsa.streams.get(si.name)
+
+
+def resolve_external_api(jsa, api, name):
+    """The JetStream account a consumer create request for stream `name`, sent under the
+    API prefix `api` in account `jsa`, reaches through `jsa`'s service imports (Go sends that
+    request: setSourceConsumer). None when no import takes it to a `$JS.API` of this server."""
+    if not api:
+        return None
+    subj = f"{api}.CONSUMER.CREATE.{name}".encode()
+    want = f"$JS.API.CONSUMER.CREATE.{name}".encode()
+    for si in jsa.acc.service_imports.values():
+        if not si.invalid and subject_matches(si.from_, subj) and si.to_subject(subj) == want:
+            return jsa.js.accounts.get(si.acc.name)
+    return None
 
 
 def attach(mset, si, o):
@@ -282,10 +313,12 @@ def stop_mirror_and_sources(mset, delete):
 
 
 def wake_followers(jsa, name):
-    """A stream called `name` was created: its mirrors and sources look at once."""
-    for mset in jsa.streams.values():
-        for si in mset.followers_of(name):
-            si.wake.set()
+    """A stream called `name` was created: its mirrors and sources (of any account, for the
+    externals) look at once."""
+    for a in jsa.js.accounts.values():
+        for mset in a.streams.values():
+            for si in mset.followers_of(name):
+                si.wake.set()
 
 
 def follow(mset, si):
@@ -293,13 +326,17 @@ def follow(mset, si):
     processSourceMsgs with the consumer they read). Ends with the stream, or killed."""
     try:
         while not mset.closed:
-            o = mset.jsa.streams.get(si.name)
+            o = lookup_origin(mset, si)
             if o is not si.origin:
                 detach(si, False)
-                if o is not None:
+                if o:
                     attach(mset, si, o)
             origin = si.origin
             si.wake.clear()
+            if o is False:
+                si.err = None  # Go: the consumer create request goes unanswered
+                si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
+                continue
             if origin is None or origin.closed:
                 si.err = api_error("StreamNotFound")
                 si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
@@ -400,7 +437,7 @@ def process_source_msg(mset, si, subj, sm):
     hdr = sm.hdr
     if hdr:
         hdr = remove_header_prefix(remove_header(hdr, JS_STREAM_SOURCE), b"Nats-Expected-")
-    value = si.name.encode() + b" " + str(sm.seq).encode()
+    value = si.iname.encode() + b" " + str(sm.seq).encode()
     if hdr:
         hdr = hdr[:-2] + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
     else:

@@ -33,7 +33,7 @@ from collections import deque
 
 from .. import gofmt
 from ..conn import SYS_QUEUE_GROUP
-from ..events import send_internal_msg
+from ..events import get_hash, send_internal_msg
 from ..fs.filestore import STREAM_META_FILE, STREAM_META_SUM, FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
 from ..hub import run_blocking
@@ -42,7 +42,9 @@ from ..fs.store import (
     DISCARD_NEW, DISCARD_OLD, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, MEMORY_STORAGE,
     WORK_QUEUE_POLICY, ErrStoreClosed, StoreError,
 )
-from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide
+from ..sublist import (
+    is_valid_literal_subject, is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide,
+)
 from ..transform import SubjectTransform, TransformError, validate_mapping_destination
 from .errors import ApiError, api_error
 
@@ -179,6 +181,14 @@ class StreamSource:
         ss.external = None if ext is None else {"api": want(ext, "api", str, ""),
                                                 "deliver": want(ext, "deliver", str, "")}
         return ss
+
+    @property
+    def iname(self):
+        """Go: setIndexName. The name, and for an external stream a hash of its API prefix
+        (what Nats-Stream-Source headers carry)."""
+        if self.external is None:
+            return self.name
+        return self.name + ":" + get_hash(self.external["api"])
 
     def to_dict(self):
         d = {"name": self.name}
@@ -474,9 +484,10 @@ def check_msg_ttl_cfg(cfg):
 def check_mirror_and_sources(jsa, cfg, recovering):
     """Go: the mirror and source part of checkStreamCfg (2.9.10, with 2.10's checks of names,
     duplicates, filters and transforms). A mirror's mirror_direct follows its origin's
-    allow_direct. `external` (another account or domain) is refused: gnatsd only follows
-    streams of the same account."""
+    allow_direct. As Go, the checks against an origin look the name up in this account, also
+    for an `external` one; the API and delivery prefixes of an external are checked."""
     streams = jsa.streams if jsa is not None else {}
+    _check_externals(streams, cfg)
     if cfg.mirror is not None:
         m = cfg.mirror
         if cfg.first_seq > 0:
@@ -498,11 +509,11 @@ def check_mirror_and_sources(jsa, cfg, recovering):
     for src in cfg.sources or ():
         if not is_valid_name(src.name):
             raise api_error("SourceInvalidStreamName")
-        if src.name in names:
-            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name,
-            # as its Nats-Stream-Source header does (2.9.10's form).
+        if src.iname in names:
+            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name (and
+            # API prefix), as its Nats-Stream-Source header does (2.9.10's form).
             raise api_error("SourceDuplicateDetected")
-        names.add(src.name)
+        names.add(src.iname)
         if src.filter_subject and src.subject_transforms:
             raise api_error("SourceMultipleFiltersNotAllowed")
         _check_source_transforms(src, "Source")
@@ -514,11 +525,33 @@ def check_mirror_and_sources(jsa, cfg, recovering):
         c = to_visit.pop(0)
         visited.add(c.name)
         for ss in list(c.sources or ()) + ([c.mirror] if c.mirror is not None else []):
+            if ss.external is not None:
+                continue  # Go: not followed into the other account
             if ss.name in visited:
                 raise _invalid("detected cycle")
             origin = streams.get(ss.name)
             if origin is not None:
                 to_visit.append(origin.cfg)
+
+
+def _check_externals(streams, cfg):
+    """Go: checkStreamCfg's prefix checks. A delivery prefix is a subject without wildcards
+    that does not cover the subjects of the (local) streams of the same names; an API prefix
+    is one that is not `$JS.API`'s."""
+    sss = ([cfg.mirror] if cfg.mirror is not None else []) + list(cfg.sources or ())
+    subs = [subj for ss in sss if ss.name in streams for subj in streams[ss.name].cfg.subjects]
+    exts = [ss.external for ss in sss if ss.external is not None]
+    for pfx in (ext["deliver"] for ext in exts if ext["deliver"]):
+        if not is_valid_literal_subject(pfx.encode()):
+            raise api_error("StreamInvalidExternalDeliverySubjErrF", prefix=pfx)
+        for sub in subs:
+            if subjects_collide(sub.encode(), f"{pfx}.{sub}".encode()):
+                raise api_error("StreamExternalDelPrefixOverlapsErrF", prefix=pfx, subject=sub)
+    for pfx in (ext["api"] for ext in exts if ext["api"]):
+        if not is_valid_literal_subject(pfx.encode()):
+            raise _invalid(f"stream external api prefix {gofmt.go_quote(pfx)} must be a valid subject without wildcards")
+        if subjects_collide(pfx.encode(), b"$JS.API"):
+            raise api_error("StreamExternalApiOverlapErrF", prefix=pfx, subject="$JS.API")
 
 
 def _check_source_transforms(ss, kind):
@@ -535,8 +568,6 @@ def _check_source_transforms(ss, kind):
 
 def _check_origin(streams, cfg, ss, kind, too_big, recovering):
     """Go: the checks of a mirror or source against its origin stream, when it exists."""
-    if ss.external is not None:
-        raise _invalid(f"stream {kind} with external is not supported by gnatsd")
     if kind == "mirror" and not is_valid_name(ss.name):
         raise api_error("MirrorInvalidStreamName")
     origin = streams.get(ss.name)
@@ -652,7 +683,7 @@ class Stream:
         self.num_filter = 0  # consumers with a filter (Go: numFilter)
         self.perr = None  # the ApiError of the last message refused (read by sources.py)
         self.mirror = None  # sources.SourceInfo of the mirror (Go: mset.mirror)
-        self.sources = {}  # origin name -> sources.SourceInfo (Go: mset.sources)
+        self.sources = {}  # iname -> sources.SourceInfo (Go: mset.sources)
         self.followers = set()  # the SourceInfos of mirrors and sources copying this stream
         self.set_transforms()
         self.set_pub_ack()
@@ -742,8 +773,7 @@ class Stream:
         """This stream's mirror or sources that copy the stream `name`."""
         if self.mirror is not None:
             return [self.mirror] if self.mirror.name == name else []
-        si = self.sources.get(name)
-        return [si] if si is not None else []
+        return [si for si in self.sources.values() if si.name == name]
 
     def mirror_and_sources_info(self, d):
         """Go: mirrorInfo / sourcesInfo into a StreamInfo dict."""
