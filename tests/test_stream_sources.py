@@ -321,3 +321,13 @@ def test_external_source_goes_on_after_a_restart(tmp_path, raw_conn):
         assert state(b, "S")[0] == 4  # nothing copied twice
     finally:
         s.stop_thread()
+
+
+def test_external_under_this_servers_domain(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path), jetstream_domain="hub")
+    c = raw_conn(s, headers=True)
+    create(c, "O", subjects=["o"])
+    request(c, "o", b"x")
+    create(c, "S", sources=[{"name": "O", "external": {"api": "$JS.hub.API", "deliver": ""}}])
+    check_for(5, lambda: state(c, "S")[0] == 1)
+    assert api(c, "$JS.API.STREAM.INFO.S")["sources"][0]["external"] == {"api": "$JS.hub.API", "deliver": ""}

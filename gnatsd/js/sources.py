@@ -267,17 +267,28 @@ def lookup_origin(mset, si):
 
 
 def resolve_external_api(jsa, api, name):
-    """The JetStream account a consumer create request for stream `name`, sent under the
-    API prefix `api` in account `jsa`, reaches through `jsa`'s service imports (Go sends that
-    request: setSourceConsumer). None when no import takes it to a `$JS.API` of this server."""
+    """The JetStream account that a consumer create request for stream `name`, sent under
+    the API prefix `api` in account `jsa`, reaches (Go sends that request: setSourceConsumer):
+    `jsa` itself when its mappings take it to `$JS.API` (this server's domain,
+    `$JS.<domain>.API`), else the exporter of the service import that takes it there. None
+    when nothing on this server answers it."""
     if not api:
         return None
-    subj = f"{api}.CONSUMER.CREATE.{name}".encode()
+    subj = mapped(jsa.acc, f"{api}.CONSUMER.CREATE.{name}".encode())
     want = f"$JS.API.CONSUMER.CREATE.{name}".encode()
+    if subj == want:
+        return jsa
     for si in jsa.acc.service_imports.values():
-        if not si.invalid and subject_matches(si.from_, subj) and si.to_subject(subj) == want:
+        if not si.invalid and subject_matches(si.from_, subj) and mapped(si.acc, si.to_subject(subj)) == want:
             return jsa.js.accounts.get(si.acc.name)
     return None
+
+
+def mapped(acc, subj):
+    """`subj` after the account's subject mappings, as a publish there would be."""
+    if acc.mappings is None:
+        return subj
+    return acc.select_mapped_subject(subj) or subj
 
 
 def attach(mset, si, o):
