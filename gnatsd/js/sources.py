@@ -1,4 +1,5 @@
-"""Mirrors and sources: a stream that copies another stream of the same account.
+"""Mirrors and sources: a stream that copies another stream, of its own account or (with
+`external`) of another account whose JetStream API it imports.
 
 Ports the mirror and source half of nats-server `server/stream.go` as 2.9.10 has it
 (sourceInfo, processInboundMirrorMsg, processInboundSourceMsg, skipMsgs, genSourceHeader,
@@ -23,6 +24,18 @@ source left off (Go: startingSequenceForSources), and without the origin's Nats-
 headers (as Go 2.10 and later; 2.9.10 checked them again and stalled). A message the stream
 refuses (its limits) is tried again after Go's retry threshold (2 s), and a refusal is logged
 once until a message gets through.
+
+A follower stands in for Go's internal consumer wherever that one shows: it is interest on
+an interest or work-queue origin (Stream.no_interest, check_interest: the origin keeps what a
+follower has still to copy, and a copied message is acknowledged as Go's AckNone consumer
+does on delivery, but only once stored), and a caught-up mirror with `mirror_direct` answers
+the origin's DIRECT.GET requests in the queue group the origin's own subscription is in.
+
+An `external` origin is found as Go's consumer create request would find it: the API prefix
+is followed through the account's mappings (this server's `$JS.<domain>.API`) and service
+imports (another account's `$JS.API` imported under a prefix) to the account that answers.
+The deliver prefix is checked but not needed: the store is read directly. Such a source's
+Nats-Stream-Source header names it `<origin>:<hash of the API prefix>`, as Go (iname).
 """
 from __future__ import annotations
 
