@@ -331,3 +331,19 @@ def test_external_under_this_servers_domain(make_server, tmp_path, raw_conn):
     create(c, "S", sources=[{"name": "O", "external": {"api": "$JS.hub.API", "deliver": ""}}])
     check_for(5, lambda: state(c, "S")[0] == 1)
     assert api(c, "$JS.API.STREAM.INFO.S")["sources"][0]["external"] == {"api": "$JS.hub.API", "deliver": ""}
+
+
+@pytest.mark.parametrize("subject, rtype", [
+    ("$JS.API.STREAM.LEADER.STEPDOWN.O", "stream_leader_stepdown_response"),
+    ("$JS.API.STREAM.LEADER.STEPDOWN.NOPE", "stream_leader_stepdown_response"),
+    ("$JS.API.STREAM.PEER.REMOVE.O", "stream_remove_peer_response"),
+    ("$JS.API.CONSUMER.LEADER.STEPDOWN.O.C", "consumer_leader_stepdown_response"),
+])
+def test_cluster_only_requests(js_server, raw_conn, subject, rtype):
+    """As nats-server 2.9.10 without a cluster."""
+    c = raw_conn(js_server, headers=True)
+    create(c, "O", subjects=["o"])
+    assert api(c, subject, b'{"peer":"x"}') == {
+        "type": "io.nats.jetstream.api.v1." + rtype,
+        "error": {"code": 503, "err_code": 10010, "description": "JetStream clustering support required"}}
+    assert api(c, "$JS.API.INFO")["api"] == {"total": 2, "errors": 1}
