@@ -347,3 +347,11 @@ def test_cluster_only_requests(js_server, raw_conn, subject, rtype):
         "type": "io.nats.jetstream.api.v1." + rtype,
         "error": {"code": 503, "err_code": 10010, "description": "JetStream clustering support required"}}
     assert api(c, "$JS.API.INFO")["api"] == {"total": 2, "errors": 1}
+
+
+def test_stream_with_a_template_owner_is_refused(js_server, raw_conn):
+    """As nats-server 2.9.10 when no template owns the stream (gnatsd has no templates)."""
+    c = raw_conn(js_server, headers=True)
+    r = api(c, "$JS.API.STREAM.CREATE.Q", b'{"name":"Q","subjects":["q"],"template_owner":"T"}')
+    assert r == {"type": "io.nats.jetstream.api.v1.stream_create_response",
+                 "error": {"code": 500, "err_code": 10049, "description": "stream not owned by template"}}

@@ -609,8 +609,6 @@ def config_update_check(jsa, old, new):
         raise _invalid("stream configuration update can not change storage type")
     if cfg.retention != old.retention:
         raise _invalid("stream configuration update can not change retention policy")
-    if old.template_owner:
-        raise _invalid("stream configuration update not allowed on template owned stream")
     if cfg.template_owner:
         raise _invalid("stream configuration update can not be owned by a template")
     if not cfg.sealed and old.sealed:
@@ -860,8 +858,6 @@ class Stream:
                   "modify": JS_ADVISORY_STREAM_UPDATED_PRE}[action]
         adv = {"type": JS_STREAM_ACTION_ADVISORY_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
                "stream": self.cfg.name, "action": action}
-        if self.cfg.template_owner and action != "modify":
-            adv["template"] = self.cfg.template_owner
         if self.jsa.js.domain:
             adv["domain"] = self.jsa.js.domain
         self.send(f"{prefix}.{self.cfg.name}", gofmt.marshal(adv).encode())
