@@ -355,3 +355,12 @@ def test_stream_with_a_template_owner_is_refused(js_server, raw_conn):
     r = api(c, "$JS.API.STREAM.CREATE.Q", b'{"name":"Q","subjects":["q"],"template_owner":"T"}')
     assert r == {"type": "io.nats.jetstream.api.v1.stream_create_response",
                  "error": {"code": 500, "err_code": 10049, "description": "stream not owned by template"}}
+
+
+def test_external_source_of_itself_leads_nowhere(make_server, tmp_path, raw_conn):
+    s = make_server(jetstream=True, store_dir=str(tmp_path), jetstream_domain="hub")
+    c = raw_conn(s, headers=True)
+    create(c, "S", subjects=["s"], sources=[{"name": "S", "external": {"api": "$JS.hub.API", "deliver": ""}}])
+    request(c, "s", b"x")
+    check_for(5, lambda: api(c, "$JS.API.STREAM.INFO.S")["sources"][0]["active"] == -1)
+    assert state(c, "S")[0] == 1

@@ -274,9 +274,10 @@ def lookup_origin(mset, si):
     if ext is None:
         return mset.jsa.streams.get(si.name)
     jsa = resolve_external_api(mset.jsa, ext["api"], si.name)
-    if jsa is None:
-        return False
-    return jsa.streams.get(si.name)
+    o = jsa.streams.get(si.name) if jsa is not None else None
+    if jsa is None or o is mset:
+        return False  # a stream that sources itself would copy its copies for ever
+    return o
 
 
 def resolve_external_api(jsa, api, name):
