@@ -1,16 +1,19 @@
 """Mirrors and sources beyond copying (gnatsd/js/sources.py, gnatsd/js/stream.py): a mirror or
 source as interest on an interest or work-queue origin, mirrors answering DIRECT.GET for their
 origin (mirror_direct), and sources from another account's stream through an API prefix
-(external). Expected states were taken from nats-server 2.9.10 on the same requests, except
-where a comment says gnatsd follows newer Go."""
+(external); also the answers of a server without clustering or stream templates. Expected
+states were taken from nats-server 2.9.10 on the same requests, except where a comment says
+gnatsd differs (docs/DIFFERENCES.md)."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 
 import pytest
 
-from conftest import check_for, on_hub
+from gnatsd import Server
+from conftest import check_for, load_conf, on_hub
 from test_jetstream import api, request
 
 
@@ -26,7 +29,7 @@ def state(c, name):
 
 
 def create(c, name, **cfg):
-    r = api(c, f"$JS.API.STREAM.CREATE.{name}", json.dumps(dict(name=name, storage="memory", **cfg)).encode())
+    r = api(c, f"$JS.API.STREAM.CREATE.{name}", json.dumps({"name": name, "storage": "memory", **cfg}).encode())
     assert "error" not in r, r
     return r
 
@@ -216,8 +219,6 @@ EXT = {"api": "$JS.A.API", "deliver": "deliver.B"}
 
 @pytest.fixture
 def ext_server(tmp_path):
-    from gnatsd import Server
-    from conftest import load_conf
     opts = load_conf(tmp_path, EXT_CONF % (tmp_path / "js"))
     opts.host, opts.port = "127.0.0.1", -1
     s = Server(opts).start_in_thread()
@@ -242,7 +243,6 @@ def test_external_source_and_mirror_from_another_account(ext_server, raw_conn):
     # Go: the header names the source by its index name, the API prefix hashed
     hdr, body = request(b, "$JS.API.STREAM.MSG.GET.S", b'{"seq":1}')
     m = json.loads(body)["message"]
-    import base64
     assert base64.b64decode(m["hdrs"]) == b"NATS/1.0\r\nNats-Stream-Source: ORDERS:z0zeNTHp 1\r\n\r\n"
     assert state(a, "ORDERS") == (3, 1, 3, 0)
     # B's own $JS.API does not see A's stream
@@ -287,14 +287,13 @@ def test_external_that_leads_nowhere(ext_server, raw_conn):
 ])
 def test_external_bad_prefixes(js_server, raw_conn, ext, expected):
     c = raw_conn(js_server, headers=True)
-    r = api(c, "$JS.API.STREAM.CREATE.X", json.dumps({"name": "X", "sources": [{"name": "O", "external": ext}]}).encode())
+    body = json.dumps({"name": "X", "sources": [{"name": "O", "external": ext}]}).encode()
+    r = api(c, "$JS.API.STREAM.CREATE.X", body)
     code, err_code, description = expected
     assert r["error"] == {"code": code, "err_code": err_code, "description": description}
 
 
 def test_external_source_goes_on_after_a_restart(tmp_path, raw_conn):
-    from gnatsd import Server
-    from conftest import load_conf
 
     def start():
         opts = load_conf(tmp_path, EXT_CONF % (tmp_path / "js"))
@@ -306,7 +305,7 @@ def test_external_source_goes_on_after_a_restart(tmp_path, raw_conn):
         a = raw_conn(s, headers=True, user="a", **{"pass": "a"})
         b = raw_conn(s, headers=True, user="b", **{"pass": "b"})
         api(a, "$JS.API.STREAM.CREATE.ORDERS", b'{"name":"ORDERS","subjects":["orders.>"]}')
-        api(b, "$JS.API.STREAM.CREATE.S", json.dumps({"name": "S", "sources": [{"name": "ORDERS", "external": EXT}]}).encode())
+        create(b, "S", storage="file", sources=[{"name": "ORDERS", "external": EXT}])
         for i in range(3):
             request(a, "orders.new", b"o%d" % i)
         check_for(5, lambda: state(b, "S")[0] == 3)

@@ -549,7 +549,8 @@ def _check_externals(streams, cfg):
                 raise api_error("StreamExternalDelPrefixOverlapsErrF", prefix=pfx, subject=sub)
     for pfx in (ext["api"] for ext in exts if ext["api"]):
         if not is_valid_literal_subject(pfx.encode()):
-            raise _invalid(f"stream external api prefix {gofmt.go_quote(pfx)} must be a valid subject without wildcards")
+            raise _invalid(f"stream external api prefix {gofmt.go_quote(pfx)} must be a valid subject "
+                           "without wildcards")
         if subjects_collide(pfx.encode(), b"$JS.API"):
             raise api_error("StreamExternalApiOverlapErrF", prefix=pfx, subject="$JS.API")
 
