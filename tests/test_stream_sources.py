@@ -6,11 +6,14 @@ states were taken from nats-server 2.9.10 on the same requests, except where a c
 gnatsd differs (docs/DIFFERENCES.md)."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 
+import nats
 import pytest
+from nats.js.api import ExternalStream, StreamConfig, StreamSource
 
 from gnatsd import Server
 from conftest import check_for, load_conf, on_hub
@@ -363,3 +366,28 @@ def test_external_source_of_itself_leads_nowhere(make_server, tmp_path, raw_conn
     request(c, "s", b"x")
     check_for(5, lambda: api(c, "$JS.API.STREAM.INFO.S")["sources"][0]["active"] == -1)
     assert state(c, "S")[0] == 1
+
+
+def test_external_source_with_nats_py(ext_server):
+    async def main():
+        url = ext_server.client_url().replace("nats://", "")
+        a = await nats.connect(f"nats://a:a@{url}")
+        b = await nats.connect(f"nats://b:b@{url}")
+        ja, jb = a.jetstream(), b.jetstream()
+        await ja.add_stream(name="ORDERS", subjects=["orders.>"], retention="interest")
+        await jb.add_stream(StreamConfig(name="S", sources=[
+            StreamSource(name="ORDERS", external=ExternalStream(api="$JS.A.API"))]))
+        for i in range(3):
+            await ja.publish("orders.new", b"o%d" % i)
+        for _ in range(200):
+            si = await jb.stream_info("S")
+            if si.state.messages == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert si.state.messages == 3 and si.config.sources[0].external.api == "$JS.A.API"
+        assert (await ja.stream_info("ORDERS")).state.messages == 0
+        m = await jb.get_msg("S", 3)
+        assert m.data == b"o2" and m.headers["Nats-Stream-Source"] == "ORDERS:z0zeNTHp 3"
+        await a.close()
+        await b.close()
+    asyncio.run(asyncio.wait_for(main(), 30))
