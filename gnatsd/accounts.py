@@ -197,6 +197,13 @@ class ServiceImport:
         self.sub = None  # the internal subscription of a configured import
         self.claim = None  # the jwt.Import it came from, in operator mode
 
+    def to_subject(self, subject):
+        """The subject in the exporting account of a request on `subject` (processServiceImport)."""
+        if self.tr is not None:
+            return self.tr.transform_subject(subject.decode("utf-8", "surrogateescape")).encode(
+                "utf-8", "surrogateescape")
+        return subject if self.use_pub else self.to
+
 
 # -- the account --------------------------------------------------------------------------------
 
@@ -434,12 +441,13 @@ class Account:
             self.ic = self.srv.create_internal_client(self)
         return self.ic
 
-    def subscribe_internal(self, subject, cb):
-        """Go: subscribeInternal. An internal subscription in this account; `cb(sub, client,
-        acc, subject, reply, msg)` runs on the publisher's greenlet and must not yield."""
+    def subscribe_internal(self, subject, cb, queue=None):
+        """Go: subscribeInternal (queueSubscribeInternal with `queue`). An internal
+        subscription in this account; `cb(sub, client, acc, subject, reply, msg)` runs on the
+        publisher's greenlet and must not yield."""
         c = self.internal_client()
         self.isid += 1
-        return c.subscribe_internal(subject, str(self.isid).encode(), cb)
+        return c.subscribe_internal(subject, str(self.isid).encode(), cb, queue)
 
     def add_service_import_sub(self, si):
         """Go: addServiceImportSub. The internal subscription that catches requests."""
@@ -779,13 +787,7 @@ def process_service_import(c, si, acc, msg):
         else:
             rsi = si.acc.add_resp_service_import(acc, reply, si)
             nrr = rsi.from_
-    subject = c.pa_subject
-    if si.tr is not None:
-        to = si.tr.transform_subject(subject.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
-    elif si.use_pub:
-        to = subject
-    else:
-        to = si.to
+    to = si.to_subject(c.pa_subject)
     saved = (c.pa_subject, c.pa_reply, c.pa_hdr, c.pa_hdb, c.pa_szb)
     if si.acc.mappings is not None:
         mapped = si.acc.select_mapped_subject(to)

@@ -759,10 +759,10 @@ class Client(Parser):
         if acc.stream_imports:
             add_shadow_subscriptions(self, acc, sub)
 
-    def subscribe_internal(self, subject, sid, cb):
-        """Go: processSubEx for the server's own clients: a subscription whose messages go
-        to `cb` (see process_msg_results). Does not yield."""
-        sub = Subscription(self, subject, None, sid, cb)
+    def subscribe_internal(self, subject, sid, cb, queue=None):
+        """Go: processSubEx for the server's own clients: a subscription (in the queue group
+        `queue`, if given) whose messages go to `cb` (see process_msg_results). Does not yield."""
+        sub = Subscription(self, subject, queue, sid, cb)
         self.acc.sublist.insert(sub)
         self.subs[sid] = sub
         return sub
@@ -913,9 +913,12 @@ class Client(Parser):
             start = random.randrange(n) if n > 1 else 0
             for i in range(n):
                 sub = group[(start + i) % n]
-                if sub.im is not None:
+                if sub.icb is not None or sub.im is not None:
                     if self.deliver_special(acc, sub, subject, reply, mh, msg, hmh, smh, smsg):
-                        delivered += 1
+                        if sub.icb is None:
+                            delivered += 1
+                        else:
+                            internal += 1
                         break
                 elif self.deliver_msg(sub, subject, mh, msg, hmh, smh, smsg):
                     delivered += 1

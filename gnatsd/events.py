@@ -13,6 +13,7 @@ process_msg_results) is published after that delivery, never in the middle of it
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -79,6 +80,11 @@ _OPTION_FIELDS = {
 
 class SkipRequest(Exception):
     """Go: errSkipZreq. This server does not answer."""
+
+
+def get_hash(name):
+    """Go: getHash. Eight base-62 characters from the SHA-256 of `name`."""
+    return "".join(_DIGITS[b % 62] for b in hashlib.sha256(name.encode()).digest()[:8])
 
 
 def _nuid():

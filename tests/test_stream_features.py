@@ -166,8 +166,8 @@ def test_mirror_refuses_publishes_and_bad_configs(js_server, raw_conn):
          create_err(10055, "stream mirror configuration can not be updated", 400, update=True)),
         ("UPDATE.M", b'{"name":"M","mirror":{"name":"O"},"subjects":["q"]}',
          create_err(10034, "stream mirrors can not contain subjects", 400, update=True)),
-        ("CREATE.M8", b'{"name":"M8","mirror":{"name":"O","external":{"api":"$JS.hub.API"}}}',
-         create_err(10052, "stream mirror with external is not supported by gnatsd")),
+        ("CREATE.M8", b'{"name":"M8","mirror":{"name":"O","external":{"api":"$JS.API"}}}',
+         create_err(10021, "stream external api prefix $JS.API must not overlap with $JS.API", 400)),
         ("CREATE.M9", b'{"name":"M9","mirror":{"name":"O"},"first_seq":5}',
          create_err(10143, "stream mirrors can not have first sequence configured", 400)),
         ("CREATE.M10", b'{"name":"M10","mirror":{"name":"O","filter_subject":"o.a",'

@@ -241,6 +241,9 @@ class JsAccount:
             raise api_error("StreamNameExist")
         if not recovering:
             self.js.check_all_limits(self.limits, cfg, self.tiered_reservation(cfg))
+        if cfg.template_owner:
+            # Go: checkTemplateOwnership; gnatsd has no templates (DIFFERENCES.md), so none owns it
+            raise api_error("StreamCreateErrF", "stream not owned by template")
         if self.subjects_overlap(cfg.subjects):
             raise api_error("StreamSubjectOverlap")
         try:

@@ -147,12 +147,26 @@ def stop_api(js):
         js.api_loop = None
 
 
+# Go: the requests only a cluster can carry out (jsStreamLeaderStepDownRequest,
+# jsStreamRemovePeerRequest, jsConsumerLeaderStepDownRequest): (tokens 2-4, token count) ->
+# the response type. One server answers them ClusterRequired.
+_CLUSTER_ONLY = {
+    ("STREAM", "LEADER", "STEPDOWN", 6): T + "stream_leader_stepdown_response",
+    ("STREAM", "PEER", "REMOVE", 6): T + "stream_remove_peer_response",
+    ("CONSUMER", "LEADER", "STEPDOWN", 7): T + "consumer_leader_stepdown_response",
+}
+
+
 def handle_request(jsa, subject, reply, body):
     """Go: apiDispatch's table (js.apiSubs): the handler for `subject`, if any."""
     tokens = subject.split(".")
     n = len(tokens)
     if n == 3 and tokens[2] == "INFO":
         return js_account_info_request(jsa, reply, body)
+    if n >= 6:
+        rtype = _CLUSTER_ONLY.get((tokens[2], tokens[3], tokens[4], n))
+        if rtype is not None:
+            return error_response(jsa, reply, rtype, api_error("ClusterRequired"))
     if n >= 5 and tokens[2] == "CONSUMER":
         return consumer_request(jsa, tokens, subject, reply, body)
     if n < 4 or tokens[2] != "STREAM":

@@ -1,4 +1,5 @@
-"""Mirrors and sources: a stream that copies another stream of the same account.
+"""Mirrors and sources: a stream that copies another stream, of its own account or (with
+`external`) of another account whose JetStream API it imports.
 
 Ports the mirror and source half of nats-server `server/stream.go` as 2.9.10 has it
 (sourceInfo, processInboundMirrorMsg, processInboundSourceMsg, skipMsgs, genSourceHeader,
@@ -23,6 +24,18 @@ source left off (Go: startingSequenceForSources), and without the origin's Nats-
 headers (as Go 2.10 and later; 2.9.10 checked them again and stalled). A message the stream
 refuses (its limits) is tried again after Go's retry threshold (2 s), and a refusal is logged
 once until a message gets through.
+
+A follower stands in for Go's internal consumer wherever that one shows: it is interest on
+an interest or work-queue origin (Stream.no_interest, check_interest: the origin keeps what a
+follower has still to copy, and a copied message is acknowledged as Go's AckNone consumer
+does on delivery, but only once stored), and a caught-up mirror with `mirror_direct` answers
+the origin's DIRECT.GET requests in the queue group the origin's own subscription is in.
+
+An `external` origin is found as Go's consumer create request would find it: the API prefix
+is followed through the account's mappings (this server's `$JS.<domain>.API`) and service
+imports (another account's `$JS.API` imported under a prefix) to the account that answers.
+The deliver prefix is checked but not needed: the store is read directly. Such a source's
+Nats-Stream-Source header names it `<origin>:<hash of the API prefix>`, as Go (iname).
 """
 from __future__ import annotations
 
@@ -32,7 +45,7 @@ import time
 import gevent
 from gevent.event import Event
 
-from ..fs.store import ErrStoreMsgNotFound, StoreError
+from ..fs.store import INTEREST_POLICY, LIMITS_POLICY, ErrStoreMsgNotFound, StoreError
 from ..gofmt import go_quote
 from ..sublist import subject_has_wildcard, subject_matches, subjects_collide
 from ..transform import SubjectTransform
@@ -43,6 +56,7 @@ log = logging.getLogger("gnatsd")
 
 SOURCE_HEALTH_CHECK_INTERVAL = 1.0  # Go: sourceHealthCheckInterval
 SOURCE_CONSUMER_RETRY_THRESHOLD = 2.0  # Go: sourceConsumerRetryThreshold
+DGET_CAUGHT_UP_THRESH = 10  # Go: dgetCaughtUpThresh
 BATCH = 256  # messages copied before the follower lets other greenlets run
 
 
@@ -52,6 +66,7 @@ class SourceInfo:
     def __init__(self, ss, mirror):
         self.ss = ss  # the StreamSource config
         self.name = ss.name
+        self.iname = ss.iname  # Go: iname, the name in Nats-Stream-Source headers
         self.mirror = mirror
         self.sseq = 0  # the last origin sequence copied (or skipped)
         self.lag = 0
@@ -59,6 +74,8 @@ class SourceInfo:
         self.last = 0  # ns of the last contact with the origin; 0: never
         self.start = 0  # ns; Go: the stream's last time, where a source with no header starts
         self.glet = None
+        self.origin = None  # the stream.Stream followed, while it exists
+        self.dsubs = []  # a mirror's DIRECT.GET subscriptions for its origin (Go: dsub, lbsub)
         self.wake = Event()
         self.warned = None  # the refusal last logged
         # (filter bytes, SubjectTransform or None) per subject filter; Go 2.10.
@@ -71,13 +88,34 @@ class SourceInfo:
 
     def to_dict(self):
         """Go: StreamSourceInfo."""
-        d = {"name": self.name, "lag": self.lag,
-             "active": time.time_ns() - self.last if self.last else -1}
+        d = {"name": self.name}
+        if self.ss.external is not None:
+            d["external"] = dict(self.ss.external)
+        d["lag"] = self.lag
+        d["active"] = time.time_ns() - self.last if self.last else -1
         if self.err is not None:
             d["error"] = self.err.to_dict()
         if self.ss.subject_transforms:  # Go 2.10 (which also shows filter_subject then)
             d["subject_transforms"] = [dict(t) for t in self.ss.subject_transforms]
         return d
+
+    def wants(self, subj):
+        """Whether a filter takes the origin subject `subj`."""
+        return any(filt == b">" or subject_matches(filt, subj) for filt, _ in self.filters)
+
+    def need_ack(self, seq, subj):
+        """Go: needAck of the mirror's or source's AckNone consumer on the origin: whether
+        the origin's `seq` (subject `subj`, b"" when not loaded) is still to be copied."""
+        if seq <= self.sseq:
+            return False
+        if len(self.filters) == 1 and self.filters[0][0] == b">":
+            return True
+        if not subj:
+            try:
+                subj = self.origin.store.load_msg(seq).subj
+            except StoreError:
+                return False
+        return self.wants(subj)
 
     def match(self, subj):
         """The subject to store an origin message under, or None if no filter takes it."""
@@ -111,7 +149,7 @@ def setup_mirror_and_sources(mset):
             si.sseq = st.last_seq
         start(mset, si)
     elif cfg.sources:
-        mset.sources = {ss.name: SourceInfo(ss, False) for ss in cfg.sources}
+        mset.sources = {ss.iname: SourceInfo(ss, False) for ss in cfg.sources}
         if st.last_ts:
             # Go: a source with nothing in the stream yet starts after its last message.
             for si in mset.sources.values():
@@ -127,9 +165,11 @@ def update_sources(mset):
     the stream (from the headers) or from the beginning; one whose filter changed goes on
     after its last sequence, or from now when the new filter does not overlap the old; one
     that went away stops; the others go on undisturbed."""
-    new = {ss.name: ss for ss in mset.cfg.sources or ()}
+    new = {ss.iname: ss for ss in mset.cfg.sources or ()}
     for name in [n for n in mset.sources if n not in new]:
-        cancel(mset.sources.pop(name))
+        si = mset.sources.pop(name)
+        cancel(si)
+        detach(si, True)
     added = []
     for name, ss in new.items():
         old = mset.sources.get(name)
@@ -145,6 +185,7 @@ def update_sources(mset):
                             if old.ss.filter_subject and ss.filter_subject else True):
             si.start = time.time_ns()
         start(mset, si)
+        detach(old, True)  # after the new one took its interest over
     starting_sequence_for_sources(mset, mset.store.fast_state(), added)
     for si in added:
         set_source_start(si)
@@ -176,7 +217,7 @@ def starting_sequence_for_sources(mset, st, sis):
     sequence each of `sis` copied, from the newest Nats-Stream-Source header naming it."""
     if st.msgs == 0:
         return
-    want_names = {si.name: si for si in sis}
+    want_names = {si.iname: si for si in sis}
     store = mset.store
     seq = st.last_seq
     while seq >= st.first_seq and want_names:
@@ -217,40 +258,110 @@ def _ack_num(s):
 
 
 def start(mset, si):
+    """Attach `si` to its origin now, if there is one, so that an interest or work-queue
+    origin keeps what it has not copied from the next publish on; then follow."""
+    o = lookup_origin(mset, si)
+    if o and not o.closed:
+        attach(mset, si, o)
     si.glet = gevent.spawn(follow, mset, si)
 
 
-def stop_mirror_and_sources(mset):
-    """Go: cancelMirrorConsumer / stopSourceConsumers."""
+def lookup_origin(mset, si):
+    """The stream `si` follows: in this account, or for an external one in the account
+    whose JetStream API this account imports under the external's API prefix. None when
+    there is none (False when an external's prefix leads nowhere)."""
+    ext = si.ss.external
+    if ext is None:
+        return mset.jsa.streams.get(si.name)
+    jsa = resolve_external_api(mset.jsa, ext["api"], si.name)
+    o = jsa.streams.get(si.name) if jsa is not None else None
+    if jsa is None or o is mset:
+        return False  # a stream that sources itself would copy its copies for ever
+    return o
+
+
+def resolve_external_api(jsa, api, name):
+    """The JetStream account that a consumer create request for stream `name`, sent under
+    the API prefix `api` in account `jsa`, reaches (Go sends that request: setSourceConsumer):
+    `jsa` itself when its mappings take it to `$JS.API` (this server's domain,
+    `$JS.<domain>.API`), else the exporter of the service import that takes it there. None
+    when nothing on this server answers it."""
+    if not api:
+        return None
+    subj = mapped(jsa.acc, f"{api}.CONSUMER.CREATE.{name}".encode())
+    want = f"$JS.API.CONSUMER.CREATE.{name}".encode()
+    if subj == want:
+        return jsa
+    for si in jsa.acc.service_imports.values():
+        if not si.invalid and subject_matches(si.from_, subj) and mapped(si.acc, si.to_subject(subj)) == want:
+            return jsa.js.accounts.get(si.acc.name)
+    return None
+
+
+def mapped(acc, subj):
+    """`subj` after the account's subject mappings, as a publish there would be."""
+    if acc.mappings is None:
+        return subj
+    return acc.select_mapped_subject(subj) or subj
+
+
+def attach(mset, si, o):
+    """Go: the origin gets the mirror's or source's consumer (setupMirrorConsumer /
+    setSourceConsumer). Counts as interest on `o` (Stream.no_interest, check_interest)."""
+    si.origin = o
+    o.followers.add(si)
+    consumer_start(mset, si, o.store)
+
+
+def detach(si, cleanup):
+    """The origin loses the mirror's or source's consumer. With `cleanup` (the mirror or
+    source was deleted, not stopped) an interest origin drops what nobody else needs (Go:
+    the consumer's delete, stopWithFlags' interest clean-up)."""
+    o = si.origin
+    if o is None:
+        return
+    si.origin = None
+    o.followers.discard(si)
+    if cleanup and not o.closed and o.cfg.retention == INTEREST_POLICY:
+        o.cleanup_no_interest(si.sseq + 1)
+
+
+def stop_mirror_and_sources(mset, delete):
+    """Go: cancelMirrorConsumer / stopSourceConsumers. `delete`: the stream is deleted."""
     sis = ([mset.mirror] if mset.mirror is not None else []) + list(mset.sources.values())
     for si in sis:
         cancel(si)
+        detach(si, delete)
+        mset.unsubscribe(si.dsubs)
     mset.mirror = None
     mset.sources = {}
 
 
 def wake_followers(jsa, name):
-    """A stream called `name` was created: its mirrors and sources look at once."""
-    for mset in jsa.streams.values():
-        for si in mset.followers_of(name):
-            si.wake.set()
+    """A stream called `name` was created: its mirrors and sources (of any account, for the
+    externals) look at once."""
+    for a in jsa.js.accounts.values():
+        for mset in a.streams.values():
+            for si in mset.followers_of(name):
+                si.wake.set()
 
 
 def follow(mset, si):
     """The follower greenlet of a mirror or source (Go: processMirrorMsgs /
     processSourceMsgs with the consumer they read). Ends with the stream, or killed."""
-    origin = None
     try:
         while not mset.closed:
-            o = mset.jsa.streams.get(si.name)
-            if o is not origin:
-                if origin is not None:
-                    origin.followers.discard(si)
-                origin = o
-                if o is not None:
-                    o.followers.add(si)
-                    consumer_start(mset, si, o.store)
+            o = lookup_origin(mset, si)
+            if o is not si.origin:
+                detach(si, False)
+                if o:
+                    attach(mset, si, o)
+            origin = si.origin
             si.wake.clear()
+            if o is False:
+                si.err = None  # Go: the consumer create request goes unanswered
+                si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
+                continue
             if origin is None or origin.closed:
                 si.err = api_error("StreamNotFound")
                 si.wake.wait(SOURCE_CONSUMER_RETRY_THRESHOLD)
@@ -258,19 +369,22 @@ def follow(mset, si):
             si.err = None
             si.last = time.time_ns()
             try:
-                delay = copy_batch(mset, si, origin.store)
+                delay = copy_batch(mset, si, origin)
             except (StoreError, OSError) as e:
                 log.warning("Error copying from stream '%s > %s' to '%s': %s", mset.acc.name, si.name,
                             mset.cfg.name, e)
                 # A corrupt record of the origin is reported lost and gone: go on at once.
                 delay = 0 if isinstance(e, ErrStoreMsgNotFound) else SOURCE_CONSUMER_RETRY_THRESHOLD
+            if si.mirror and not si.dsubs and mset.cfg.mirror_direct and si.lag < DGET_CAUGHT_UP_THRESH:
+                # Go: a mirror that has about caught up answers its origin's direct gets too
+                si.dsubs = mset.direct_get_subs(si.name)
             if delay is None:
                 gevent.sleep(0)  # more to copy
                 continue
             si.wake.wait(delay)
     finally:
-        if origin is not None:
-            origin.followers.discard(si)
+        if si.glet is gevent.getcurrent():
+            detach(si, False)
 
 
 def consumer_start(mset, si, ostore):
@@ -297,9 +411,12 @@ def consumer_start(mset, si, ostore):
             mset.store.skip_msgs(last + 1, si.sseq - last)
 
 
-def copy_batch(mset, si, ostore):
-    """Copy up to BATCH messages from the origin store. None when there may be more;
-    else how long to wait for news (seconds)."""
+def copy_batch(mset, si, origin):
+    """Copy up to BATCH messages from the origin stream. None when there may be more;
+    else how long to wait for news (seconds). On an interest or work-queue origin each
+    copied message is acknowledged (Go: the AckNone consumer's ackq push in deliverMsg)."""
+    ostore = origin.store
+    acks = origin.cfg.retention != LIMITS_POLICY
     filt = si.filters[0][0] if len(si.filters) == 1 else b">"
     wc = subject_has_wildcard(filt)
     for _ in range(BATCH):
@@ -317,6 +434,8 @@ def copy_batch(mset, si, ostore):
             si.lag = si.pending(ostore)
             return SOURCE_CONSUMER_RETRY_THRESHOLD
         si.sseq = sm.seq
+        if acks:
+            origin.ack_msg(si, sm.seq)
     si.lag = si.pending(ostore)
     return None
 
@@ -343,7 +462,7 @@ def process_source_msg(mset, si, subj, sm):
     hdr = sm.hdr
     if hdr:
         hdr = remove_header_prefix(remove_header(hdr, JS_STREAM_SOURCE), b"Nats-Expected-")
-    value = si.name.encode() + b" " + str(sm.seq).encode()
+    value = si.iname.encode() + b" " + str(sm.seq).encode()
     if hdr:
         hdr = hdr[:-2] + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
     else:

@@ -32,7 +32,8 @@ import time
 from collections import deque
 
 from .. import gofmt
-from ..events import send_internal_msg
+from ..conn import SYS_QUEUE_GROUP
+from ..events import get_hash, send_internal_msg
 from ..fs.filestore import STREAM_META_FILE, STREAM_META_SUM, FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
 from ..hub import run_blocking
@@ -41,13 +42,16 @@ from ..fs.store import (
     DISCARD_NEW, DISCARD_OLD, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, MEMORY_STORAGE,
     WORK_QUEUE_POLICY, ErrStoreClosed, StoreError,
 )
-from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide
+from ..sublist import (
+    is_valid_literal_subject, is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide,
+)
 from ..transform import SubjectTransform, TransformError, validate_mapping_destination
 from .errors import ApiError, api_error
 
 log = logging.getLogger("gnatsd")
 
 JS_MAX_NAME_LEN = 255  # Go: JSMaxNameLen
+DGET_GROUP = SYS_QUEUE_GROUP  # Go: dgetGroup
 JS_MAX_DESCRIPTION_LEN = 4 * 1024  # Go: JSMaxDescriptionLen
 JS_MAX_METADATA_LEN = 128 * 1024  # Go (2.10): JSMaxMetadataLen
 STREAM_MAX_REPLICAS = 5  # Go: StreamMaxReplicas
@@ -180,6 +184,14 @@ class StreamSource:
         ss.external = None if ext is None else {"api": want(ext, "api", str, ""),
                                                 "deliver": want(ext, "deliver", str, "")}
         return ss
+
+    @property
+    def iname(self):
+        """Go: setIndexName. The name, and for an external stream a hash of its API prefix
+        (what Nats-Stream-Source headers carry)."""
+        if self.external is None:
+            return self.name
+        return self.name + ":" + get_hash(self.external["api"])
 
     def to_dict(self):
         d = {"name": self.name}
@@ -502,9 +514,10 @@ def check_msg_ttl_cfg(cfg):
 def check_mirror_and_sources(jsa, cfg, recovering):
     """Go: the mirror and source part of checkStreamCfg (2.9.10, with 2.10's checks of names,
     duplicates, filters and transforms). A mirror's mirror_direct follows its origin's
-    allow_direct. `external` (another account or domain) is refused: gnatsd only follows
-    streams of the same account."""
+    allow_direct. As Go, the checks against an origin look the name up in this account, also
+    for an `external` one; the API and delivery prefixes of an external are checked."""
     streams = jsa.streams if jsa is not None else {}
+    _check_externals(streams, cfg)
     if cfg.mirror is not None:
         m = cfg.mirror
         if cfg.first_seq > 0:
@@ -526,11 +539,11 @@ def check_mirror_and_sources(jsa, cfg, recovering):
     for src in cfg.sources or ():
         if not is_valid_name(src.name):
             raise api_error("SourceInvalidStreamName")
-        if src.name in names:
-            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name,
-            # as its Nats-Stream-Source header does (2.9.10's form).
+        if src.iname in names:
+            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name (and
+            # API prefix), as its Nats-Stream-Source header does (2.9.10's form).
             raise api_error("SourceDuplicateDetected")
-        names.add(src.name)
+        names.add(src.iname)
         if src.filter_subject and src.subject_transforms:
             raise api_error("SourceMultipleFiltersNotAllowed")
         _check_source_transforms(src, "Source")
@@ -542,11 +555,34 @@ def check_mirror_and_sources(jsa, cfg, recovering):
         c = to_visit.pop(0)
         visited.add(c.name)
         for ss in list(c.sources or ()) + ([c.mirror] if c.mirror is not None else []):
+            if ss.external is not None:
+                continue  # Go: not followed into the other account
             if ss.name in visited:
                 raise _invalid("detected cycle")
             origin = streams.get(ss.name)
             if origin is not None:
                 to_visit.append(origin.cfg)
+
+
+def _check_externals(streams, cfg):
+    """Go: checkStreamCfg's prefix checks. A delivery prefix is a subject without wildcards
+    that does not cover the subjects of the (local) streams of the same names; an API prefix
+    is one that is not `$JS.API`'s."""
+    sss = ([cfg.mirror] if cfg.mirror is not None else []) + list(cfg.sources or ())
+    subs = [subj for ss in sss if ss.name in streams for subj in streams[ss.name].cfg.subjects]
+    exts = [ss.external for ss in sss if ss.external is not None]
+    for pfx in (ext["deliver"] for ext in exts if ext["deliver"]):
+        if not is_valid_literal_subject(pfx.encode()):
+            raise api_error("StreamInvalidExternalDeliverySubjErrF", prefix=pfx)
+        for sub in subs:
+            if subjects_collide(sub.encode(), f"{pfx}.{sub}".encode()):
+                raise api_error("StreamExternalDelPrefixOverlapsErrF", prefix=pfx, subject=sub)
+    for pfx in (ext["api"] for ext in exts if ext["api"]):
+        if not is_valid_literal_subject(pfx.encode()):
+            raise _invalid(f"stream external api prefix {gofmt.go_quote(pfx)} must be a valid subject "
+                           "without wildcards")
+        if subjects_collide(pfx.encode(), b"$JS.API"):
+            raise api_error("StreamExternalApiOverlapErrF", prefix=pfx, subject="$JS.API")
 
 
 def _check_source_transforms(ss, kind):
@@ -563,8 +599,6 @@ def _check_source_transforms(ss, kind):
 
 def _check_origin(streams, cfg, ss, kind, too_big, recovering):
     """Go: the checks of a mirror or source against its origin stream, when it exists."""
-    if ss.external is not None:
-        raise _invalid(f"stream {kind} with external is not supported by gnatsd")
     if kind == "mirror" and not is_valid_name(ss.name):
         raise api_error("MirrorInvalidStreamName")
     origin = streams.get(ss.name)
@@ -606,8 +640,6 @@ def config_update_check(jsa, old, new):
         raise _invalid("stream configuration update can not change storage type")
     if cfg.retention != old.retention:
         raise _invalid("stream configuration update can not change retention policy")
-    if old.template_owner:
-        raise _invalid("stream configuration update not allowed on template owned stream")
     if cfg.template_owner:
         raise _invalid("stream configuration update can not be owned by a template")
     if not cfg.sealed and old.sealed:
@@ -680,7 +712,7 @@ class Stream:
         self.num_filter = 0  # consumers with a filter (Go: numFilter)
         self.perr = None  # the ApiError of the last message refused (read by sources.py)
         self.mirror = None  # sources.SourceInfo of the mirror (Go: mset.mirror)
-        self.sources = {}  # origin name -> sources.SourceInfo (Go: mset.sources)
+        self.sources = {}  # iname -> sources.SourceInfo (Go: mset.sources)
         self.followers = set()  # the SourceInfos of mirrors and sources copying this stream
         self.set_transforms()
         self.set_pub_ack()
@@ -770,8 +802,7 @@ class Stream:
         """This stream's mirror or sources that copy the stream `name`."""
         if self.mirror is not None:
             return [self.mirror] if self.mirror.name == name else []
-        si = self.sources.get(name)
-        return [si] if si is not None else []
+        return [si for si in self.sources.values() if si.name == name]
 
     def mirror_and_sources_info(self, d):
         """Go: mirrorInfo / sourcesInfo into a StreamInfo dict."""
@@ -811,13 +842,18 @@ class Stream:
 
     def subscribe_to_direct(self):
         """Go: subscribeToDirect."""
-        if self.direct_subs:
-            return
-        name = self.cfg.name
-        self.direct_subs.append(self.acc.subscribe_internal(
-            f"$JS.API.DIRECT.GET.{name}".encode(), self.process_direct_get_request))
-        self.direct_subs.append(self.acc.subscribe_internal(
-            f"$JS.API.DIRECT.GET.{name}.>".encode(), self.process_direct_get_last_by_subject_request))
+        if not self.direct_subs:
+            self.direct_subs = self.direct_get_subs(self.cfg.name)
+
+    def direct_get_subs(self, name):
+        """Go: subscribeToDirect / subscribeToMirrorDirect. This stream answers the DIRECT.GET
+        requests of the stream `name` (its own, or its origin's for a mirror), in the queue
+        group the origin and its mirrors share (Go: dgetGroup)."""
+        acc = self.acc
+        return [acc.subscribe_internal(f"$JS.API.DIRECT.GET.{name}".encode(), self.process_direct_get_request,
+                                       DGET_GROUP),
+                acc.subscribe_internal(f"$JS.API.DIRECT.GET.{name}.>".encode(),
+                                       self.process_direct_get_last_by_subject_request, DGET_GROUP)]
 
     def unsubscribe(self, subs):
         c = self.acc.internal_client()
@@ -825,12 +861,12 @@ class Stream:
             c.unsubscribe(sub)
         subs.clear()
 
-    def unsubscribe_to_stream(self):
-        """Go: unsubscribeToStream."""
+    def unsubscribe_to_stream(self, delete):
+        """Go: unsubscribeToStream. `delete`: the stream is being deleted."""
         from .sources import stop_mirror_and_sources
         self.unsubscribe(self.subs)
         self.unsubscribe(self.direct_subs)
-        stop_mirror_and_sources(self)
+        stop_mirror_and_sources(self, delete)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -853,8 +889,6 @@ class Stream:
                   "modify": JS_ADVISORY_STREAM_UPDATED_PRE}[action]
         adv = {"type": JS_STREAM_ACTION_ADVISORY_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
                "stream": self.cfg.name, "action": action}
-        if self.cfg.template_owner and action != "modify":
-            adv["template"] = self.cfg.template_owner
         if self.jsa.js.domain:
             adv["domain"] = self.jsa.js.domain
         self.send(f"{prefix}.{self.cfg.name}", gofmt.marshal(adv).encode())
@@ -1042,7 +1076,11 @@ class Stream:
 
     def no_interest(self, subject):
         """Go: processJetStreamMsg's noInterest for interest retention: no consumer, or none
-        whose filter takes `subject`."""
+        whose filter takes `subject`. A mirror or source copying this stream counts (Go: its
+        internal consumer)."""
+        for si in self.followers:
+            if si.wants(subject):
+                return False
         if not self.consumers:
             return True
         if self.num_filter == 0:
@@ -1076,25 +1114,41 @@ class Stream:
         return len(subjects) > 1 or subject_has_wildcard(subjects[0].encode())
 
     def check_interest(self, seq, obs):
-        """Go: checkInterest. Whether a consumer other than `obs` still needs `seq`."""
+        """Go: checkInterest. Whether a consumer, or a mirror or source copying this stream
+        (sources.SourceInfo), other than `obs` still needs `seq`."""
         subj = b""
         if self.potential_filtered_consumers():
             try:
                 subj = self.store.load_msg(seq).subj
             except StoreError:
                 return False
-        return any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values())
+        if any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values()):
+            return True
+        return any(si is not obs and si.need_ack(seq, subj) for si in self.followers)
+
+    def cleanup_no_interest(self, first):
+        """Go: the interest clean-up of a consumer's delete. Remove the messages from `first`
+        on that nobody needs any more. Does not yield."""
+        st = self.store.fast_state()
+        rm = [seq for seq in range(max(first, st.first_seq), st.last_seq + 1) if not self.check_interest(seq, None)]
+        for seq in rm:
+            try:
+                self.store.remove_msg(seq, wait=False)
+            except StoreError:
+                pass
 
     def ack_msg(self, o, seq):
-        """Go: ackMsg. A consumer acked `seq` on an interest or work-queue stream: remove it
-        once no other consumer needs it. Does not yield."""
+        """Go: ackMsg. A consumer (or a mirror or source, as Go's AckNone consumer) acked `seq`
+        on an interest or work-queue stream: remove it once nobody else needs it. Does not
+        yield."""
         retention = self.cfg.retention
         if retention == LIMITS_POLICY:
             return
         if seq < self.store.fast_state().first_seq:
             return
         if retention == WORK_QUEUE_POLICY:
-            should_remove = not any(c.cfg.direct for c in self.consumers.values()) or not self.check_interest(seq, o)
+            directs = self.followers or any(c.cfg.direct for c in self.consumers.values())
+            should_remove = not directs or not self.check_interest(seq, o)
         else:
             should_remove = not self.check_interest(seq, o)
         if should_remove:
@@ -1235,7 +1289,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
-        self.unsubscribe_to_stream()
+        self.unsubscribe_to_stream(delete)
         for o in list(self.consumers.values()):
             o.stop_with_flags(delete, delete, stream_gone=True)
         self.consumers.clear()
