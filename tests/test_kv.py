@@ -5,6 +5,8 @@ streams, consumers and direct gets the clients rely on behave as they expect."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 
 import nats
@@ -221,6 +223,17 @@ def test_object_store_watch_rename_seal(js_server):
         await obs.update_meta("target", ObjectMeta(name="target", description="described"))
         got = await obs.get("target")
         assert (got.data, got.info.description) == (b"payload", "described")
+        # A link (as nats.go's AddLink writes it: a meta message naming another object) reads
+        # as the object it names; a link to another bucket too.
+        await js.create_object_store("OTHER")
+        for bucket, target in (("L", "target"), ("OTHER", "target")):
+            alias = f"alias-{bucket}"
+            meta = {"name": alias, "bucket": bucket, "nuid": alias,
+                    "options": {"link": {"bucket": "L", "name": target}}}
+            subj = "$O.%s.M.%s" % (bucket, base64.urlsafe_b64encode(alias.encode()).decode())
+            await js.publish(subj, json.dumps(meta).encode(), headers={"Nats-Rollup": "sub"})
+            store = await js.object_store(bucket)
+            assert (await store.get(alias)).data == b"payload"
         # A sealed store refuses puts.
         await obs.seal()
         assert (await obs.status()).sealed
