@@ -503,9 +503,6 @@ class WaitQueue:
     def is_full(self):
         return len(self.reqs) >= self.max
 
-    def peek(self):
-        return self.reqs[0] if self.reqs else None
-
     def pop(self):
         """Go: waitQueue.pop. The first request, counted as served one message."""
         wr = self.reqs[0]
@@ -595,9 +592,6 @@ class Consumer:
 
     def is_pull_mode(self):
         return not self.cfg.deliver_subject
-
-    def is_durable(self):
-        return bool(self.cfg.durable)
 
     def is_filtered_match(self, subj):
         """Go: isFilteredMatch. `subj` in bytes."""
@@ -1009,7 +1003,8 @@ class Consumer:
             self.npc -= 1
         p = self.pending.get(sseq)
         if p is not None:
-            gevent.spawn(self.process_term, sseq, p[0], self.rdc.get(sseq, 0) + 1)
+            # Go passes the redelivery count as the deliveries (1 when nothing was redelivered).
+            gevent.spawn(self.process_term, sseq, p[0], self.rdc.get(sseq, 0) if self.rdc else 1)
 
     def signal_new_messages(self):
         self.mch.set()
