@@ -1587,7 +1587,8 @@ class Consumer:
         """The delivering half of loopAndGatherMsgs: messages out while there are any and
         someone to take them. The receivers' writes are flushed once per FLUSH_EVERY
         messages and at the end, not per message (one write call per message cost a quarter
-        of the time). Returns (why it stopped: "max_ack_pending" or None, messages sent)."""
+        of the time), and the burst yields there (yield_to_receivers). Returns (why it
+        stopped: "max_ack_pending" or None, messages sent). May yield."""
         n = 0
         reason = None
         self.deferred = True
@@ -1628,18 +1629,34 @@ class Consumer:
                 if self.rlimit is not None:
                     delay = max(delay, self.rate_limit_delay(sz))
                 if delay > 0:
+                    self.deferred = False
                     self.client.flush_clients()
                     gevent.sleep(delay)
+                    self.deferred = True
                     if self.closed:
                         break
                 self.deliver_msg(dsubj, ack_reply, sm, hdr, msg, dc)
                 n += 1
                 if n % FLUSH_EVERY == 0:
-                    self.client.flush_clients()
+                    self.deferred = False
+                    self.yield_to_receivers()
+                    self.deferred = True
         finally:
             self.deferred = False
             self.client.flush_clients()
         return reason, n
+
+    def yield_to_receivers(self):
+        """Between two parts of a long burst: flush, then let the receivers' writeloops and
+        every other greenlet run (Go's goroutines run side by side); while a receiver is
+        backed up past half its max_pending, wait for it (Go: stalledWait), as a publisher's
+        readloop does. Yields."""
+        c = self.client
+        stalled = c.flush_clients()
+        if stalled:
+            stalled.stalled_wait(c)
+        else:
+            c.yield_to_others()
 
     def rate_limit_delay(self, sz):
         """Go: rate.Limiter.ReserveN: seconds to wait before `sz` bytes may go."""
