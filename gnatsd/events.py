@@ -129,7 +129,7 @@ def shutdown_eventing(srv):
             t.close()
     sys.acc_timers.clear()
     sys.running = False
-    sys.sendq.append((None, SHUTDOWN_EVENT_SUBJ % srv.server_id, None, {"server": None}, None))
+    sys.sendq.append((None, (SHUTDOWN_EVENT_SUBJ % srv.server_id).encode(), None, {"server": None}, None))
     _drain(srv)  # in place: the process may exit right after
     sys.loop.kill(block=False)
     srv.sys = None
@@ -142,12 +142,12 @@ def send_internal_msg(srv, subject, reply, msg, client=None, encoding=None):
     """Go: sendInternalMsg / sendInternalAccountMsg. Queue `msg` (bytes, or a dict marshalled
     as Go's JSON, whose `"server": None` the send loop fills with the server's identity, as Go
     fills in a ServerInfo, or a (header block, body) pair of bytes) for the system client, or
-    `client`; `encoding` ("gzip" or "identity") sets a dict's Content-Encoding. Does not
-    yield."""
+    `client`; `encoding` ("gzip" or "identity") sets a dict's Content-Encoding. `subject`
+    is str or bytes. Does not yield."""
     sys = srv.sys
     if sys is None or not sys.running:
         return
-    sys.sendq.append((client, subject, reply, msg, encoding))
+    sys.sendq.append((client, subject if type(subject) is bytes else subject.encode(), reply, msg, encoding))
     sys.wake.set()
 
 
@@ -173,9 +173,12 @@ def server_info(srv):
 
 
 def _drain(srv):
+    """Publish what is queued; each client fed gets one write per batch (a batch of PubAcks,
+    say, leaves in one write, not one per ack)."""
     sys = srv.sys
     while sys.sendq:
         batch, sys.sendq = sys.sendq, []
+        senders = {}
         for client, subject, reply, msg, encoding in batch:
             hdr = b""
             if isinstance(msg, tuple):
@@ -189,19 +192,23 @@ def _drain(srv):
                     msg = gzip.compress(msg)
                 hdr = b"NATS/1.0\r\nContent-Encoding: " + encoding.encode() + b"\r\n\r\n"
             c = client or sys.client
-            publish(c, subject.encode(), reply.encode() if reply else None, msg, hdr)
+            publish(c, subject, reply.encode() if reply else None, msg, hdr, False)
+            senders[c] = None
+        for c in senders:
+            c.flush_clients()
 
 
-def publish(c, subject, reply, body, hdr=b""):
+def publish(c, subject, reply, body, hdr=b"", flush=True):
     """Process a message from an internal client as if it had arrived (Go: the send loop's
-    processInboundClientMsg, then flushClients). `hdr` is a header block or b"". Does not
-    yield."""
+    processInboundClientMsg, then flushClients unless `flush` is False: the caller flushes
+    once after a batch). `hdr` is a header block or b"". Does not yield."""
     c.pa_subject, c.pa_reply = subject, reply
     body = hdr + body
     c.pa_szb = str(len(body)).encode()
     c.pa_hdr, c.pa_hdb = (len(hdr), str(len(hdr)).encode()) if hdr else (-1, b"")
     c.process_inbound_msg(body + b"\r\n")  # received counts are the readloop's: not these
-    c.flush_clients()
+    if flush:
+        c.flush_clients()
 
 
 # -- STATSZ -------------------------------------------------------------------------------------

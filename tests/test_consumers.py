@@ -10,6 +10,8 @@ import time
 
 import nats
 import pytest
+from nats.js.api import ConsumerConfig, StreamSource, SubjectTransform
+from nats.js.errors import BadRequestError
 
 from conftest import check_for
 from test_jetstream import api, js_server, request  # noqa: F401 - js_server is a fixture
@@ -833,3 +835,26 @@ def test_interest_ack_none_push_and_rebind(js_server):
         assert (await s2.next_msg(1)).data == b"3"
         await nc.close()
     run(main())
+
+
+def test_filters_within_transformed_and_sourced_subjects(js_server):
+    """Go: gatherSourceMirrorSubjects, with 2.10's transforms: a filter may name a subject the
+    stream's transform makes or one its mirror's origin has; others are refused (10093)."""
+    async def go():
+        nc = await nats.connect(js_server.client_url())
+        js = nc.jetstream()
+        await js.add_stream(name="T", subjects=["test", "foo"],
+                            subject_transform=SubjectTransform(src=">", dest="transformed.>"))
+        for i in range(3):
+            await js.publish("test", str(i).encode())
+        psub = await js.pull_subscribe("transformed.test", stream="T")
+        msgs = await psub.fetch(3, timeout=2)
+        assert [(m.subject, m.data) for m in msgs] == [("transformed.test", b"0"), ("transformed.test", b"1"),
+                                                       ("transformed.test", b"2")]
+        await js.add_stream(name="M", mirror=StreamSource(name="T"))
+        await js.add_consumer("M", ConsumerConfig(durable_name="m", filter_subject="transformed.test"))
+        with pytest.raises(BadRequestError) as e:
+            await js.add_consumer("M", ConsumerConfig(durable_name="x", filter_subject="other"))
+        assert e.value.err_code == 10093
+        await nc.close()
+    run(go())

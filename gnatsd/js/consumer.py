@@ -48,7 +48,9 @@ from ..fs.store import WORK_QUEUE_POLICY
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal, subject_is_subset_match
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
-from .stream import BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, is_valid_name, parse_go_time, want
+from .stream import (
+    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, parse_go_time, want,
+)
 
 log = logging.getLogger("gnatsd")
 
@@ -73,7 +75,7 @@ JS_DEFAULT_MAX_ACK_PENDING = 1000  # Go: JsDefaultMaxAckPending
 JS_WAIT_QUEUE_DEFAULT_MAX = 512  # Go: JSWaitQueueDefaultMax
 JS_MAX_METADATA_LEN = 128 * 1024  # Go 2.10: JSMaxMetadataLen
 ACK_WAIT_DELAY = MS  # Go: ackWaitDelay
-FLUSH_EVERY = 256  # deliveries between two flushes of the receivers' writes
+FLUSH_EVERY = 256  # deliveries between writes to the receivers (and yields) in a long run
 
 JS_ACK_PRE = "$JS.ACK"
 JS_FLOW_CONTROL_PRE = "$JS.FC."
@@ -322,8 +324,10 @@ def _not_set(dp, what):
                      f"consumer delivery policy is deliver {dp}, but optional {what} is not set")
 
 
-def check_consumer_cfg(config, scfg, acc_lim, recovering=False):
-    """Go: checkConsumerCfg (with 2.10's filter_subjects and metadata checks). Raises ApiError."""
+def check_consumer_cfg(config, scfg, acc_lim, subjects=None):
+    """Go: checkConsumerCfg (with 2.10's filter_subjects and metadata checks). `subjects`:
+    what filters must be within (Go: gatherSourceMirrorSubjects), None to skip that check
+    (recovery, external sources). Raises ApiError."""
     if config.replicas > 0 and config.replicas > scfg.num_replicas:
         raise api_error("ConsumerReplicasExceedsStream")
     if config.replicas < 0:
@@ -379,7 +383,7 @@ def check_consumer_cfg(config, scfg, acc_lim, recovering=False):
     for i, f in enumerate(filters):
         if not f:
             raise api_error("ConsumerEmptyFilter")
-        if not recovering and not valid_filtered_subject(f, scfg.subjects):
+        if subjects is not None and not valid_filtered_subject(f, subjects):
             raise api_error("ConsumerFilterNotSubset")
         for g in filters[i + 1:]:
             if subjects_collide(f.encode(), g.encode()):
@@ -574,7 +578,6 @@ class Consumer:
         self.client = self.srv.create_internal_client(mset.jsa.acc)  # Go: o.client
         self.outq = []  # messages queued while one is being sent (see send)
         self.sending = False
-        self.deferred = False  # the delivery loop flushes the receivers once per burst
         self.set_filters()
         self.ack_reply_pre = f"{JS_ACK_PRE}.{self.stream}.{name}."
         self.next_msg_subj = JS_API_REQUEST_NEXT_T.format(self.stream, name)
@@ -604,13 +607,15 @@ class Consumer:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, subject, hdr, msg=b"", reply=None, subj=None):
+    def send(self, subject, hdr, msg=b"", reply=None, subj=None, flush=True):
         """Go: outq.send and the stream's internalLoop: publish from the consumer's own
         internal client (Go: o.client), in order. `subj` (bytes) is the subject receivers
         see when it is not `subject`: a stream message keeps its own subject on its way to
         the deliver subject or the request's inbox (Go: pa.deliver). A send made while one
         is under way (a receiver's callback sending back through this consumer) is queued
-        and goes out after it. Does not yield."""
+        and goes out after it. Without `flush` the receivers' connections are written
+        later, by the caller's flush_clients (loop_and_gather_msgs: once per batch, as Go's
+        internalLoop). Does not yield."""
         self.outq.append((subject, reply, hdr, msg, subj))
         if self.sending:
             return 0
@@ -623,6 +628,8 @@ class Consumer:
                     delivered = self._publish(*item)
         finally:
             self.sending = False
+        if flush:
+            self.client.flush_clients()
         return delivered
 
     def _publish(self, subject, reply, hdr, msg, subj):
@@ -638,10 +645,7 @@ class Consumer:
         result = acc.sublist.match(dsubj)
         if not result.psubs and not result.qsubs:
             return 0
-        delivered = c.process_msg_results(acc, result, subj or dsubj, rb, hdr + msg + b"\r\n")
-        if not self.deferred:
-            c.flush_clients()
-        return delivered
+        return c.process_msg_results(acc, result, subj or dsubj, rb, hdr + msg + b"\r\n")
 
     def send_advisory(self, subject, adv):
         if self.jsa.js.domain:
@@ -1547,53 +1551,20 @@ class Consumer:
         """Go: loopAndGatherMsgs. Deliver while there is something to deliver and someone to
         deliver it to, then wait for a signal, a request deadline or the heartbeat. Runs in
         its own greenlet."""
-        self.lts = 0  # stream time of the last delivery (replay original)
+        lts = 0
         lseq = self.mset.store.fast_state().last_seq if self.replay else 0
         hbd = self.cfg.heartbeat
         hb_next = time.monotonic() + hbd / 1e9 if hbd else 0
         mch = self.mch
+        flush = self.client.flush_clients
         while not self.closed:
             mch.clear()
+            reason = None
             pause = self.pause_remaining()
-            reason, n = (None, 0) if pause else self.deliver_burst()
-            if self.closed:
-                return
-            if n and hbd:
-                hb_next = time.monotonic() + hbd / 1e9
-            if self.replay and self.sseq > lseq:
-                self.replay = False
-            timeout = None
-            if self.is_pull_mode():
-                _, _, _, fexp = self.process_waiting(reason != "max_ack_pending")
-                if fexp:
-                    timeout = max((fexp - time.time_ns()) / 1e9, 0.001)
-            if hbd:
-                t = max(hb_next - time.monotonic(), 0)
-                timeout = t if timeout is None else min(timeout, t)
-            if pause:
-                timeout = pause / 1e9 if timeout is None else min(timeout, pause / 1e9)
-            if mch.wait(timeout):
-                continue
-            if self.closed:
-                return
-            if self.is_pull_mode():
-                self.process_waiting(True)
-            if hbd and time.monotonic() >= hb_next:
-                if self.active and self.is_push_mode():
-                    self.send_idle_heartbeat(self.cfg.deliver_subject)
-                hb_next = time.monotonic() + hbd / 1e9
-
-    def deliver_burst(self):
-        """The delivering half of loopAndGatherMsgs: messages out while there are any and
-        someone to take them. The receivers' writes are flushed once per FLUSH_EVERY
-        messages and at the end, not per message (one write call per message cost a quarter
-        of the time), and the burst yields there (yield_to_receivers). Returns (why it
-        stopped: "max_ack_pending" or None, messages sent). May yield."""
-        n = 0
-        reason = None
-        self.deferred = True
-        try:
-            while not self.closed:
+            sent = 0
+            while not pause:
+                if self.closed:
+                    return
                 if self.is_push_mode():
                     if not self.active or (self.maxpb > 0 and self.pbytes > self.maxpb):
                         break
@@ -1622,41 +1593,66 @@ class Consumer:
                     dsubj = wr.reply
                     if wr.n > 0 and wr.hb > 0:
                         wr.hbt = time.time_ns() + wr.hb
-                delay = 0
-                if self.replay and self.lts > 0 and sm.ts - self.lts > MS:
-                    delay = (sm.ts - self.lts) / 1e9
-                self.lts = sm.ts
+                if self.replay and lts > 0:
+                    delay = sm.ts - lts
+                    if delay > MS:
+                        flush()
+                        gevent.sleep(delay / 1e9)
+                        if self.closed:
+                            return
+                lts = sm.ts
                 if self.rlimit is not None:
-                    delay = max(delay, self.rate_limit_delay(sz))
-                if delay > 0:
-                    self.deferred = False
-                    self.client.flush_clients()
-                    gevent.sleep(delay)
-                    self.deferred = True
-                    if self.closed:
-                        break
+                    delay = self.rate_limit_delay(sz)
+                    if delay > 0:
+                        flush()
+                        gevent.sleep(delay)
+                        if self.closed:
+                            return
                 self.deliver_msg(dsubj, ack_reply, sm, hdr, msg, dc)
-                n += 1
-                if n % FLUSH_EVERY == 0:
-                    self.deferred = False
-                    self.yield_to_receivers()
-                    self.deferred = True
-        finally:
-            self.deferred = False
-            self.client.flush_clients()
-        return reason, n
+                sent += 1
+                if sent % FLUSH_EVERY == 0:
+                    self.yield_to_receivers()  # a long catch-up lets the rest of the server run too
+                if hbd:
+                    hb_next = time.monotonic() + hbd / 1e9
+            if sent:
+                flush()
+            if self.closed:
+                return
+            if self.replay and self.sseq > lseq:
+                self.replay = False
+            timeout = None
+            if self.is_pull_mode():
+                _, _, _, fexp = self.process_waiting(reason != "max_ack_pending")
+                if fexp:
+                    timeout = max((fexp - time.time_ns()) / 1e9, 0.001)
+            if hbd:
+                t = max(hb_next - time.monotonic(), 0)
+                timeout = t if timeout is None else min(timeout, t)
+            if pause:
+                timeout = pause / 1e9 if timeout is None else min(timeout, pause / 1e9)
+            if mch.wait(timeout):
+                continue
+            if self.closed:
+                return
+            if self.is_pull_mode():
+                self.process_waiting(True)
+            if hbd and time.monotonic() >= hb_next:
+                if self.active and self.is_push_mode():
+                    self.send_idle_heartbeat(self.cfg.deliver_subject)
+                hb_next = time.monotonic() + hbd / 1e9
 
     def yield_to_receivers(self):
-        """Between two parts of a long burst: flush, then let the receivers' writeloops and
-        every other greenlet run (Go's goroutines run side by side); while a receiver is
-        backed up past half its max_pending, wait for it (Go: stalledWait), as a publisher's
-        readloop does. Yields."""
+        """Between two parts of a long run of deliveries: flush, then let the receivers'
+        writeloops and every other greenlet run (Go's goroutines run side by side); while a
+        receiver is backed up past half its max_pending, wait for it (Go: stalledWait), as a
+        publisher's readloop does, instead of queueing until it is cut off as a slow
+        consumer. Yields."""
         c = self.client
         stalled = c.flush_clients()
         if stalled:
             stalled.stalled_wait(c)
         else:
-            c.yield_to_others()
+            c.yield_to_others()  # gevent.sleep(0) would not let the hub poll for I/O
 
     def rate_limit_delay(self, sz):
         """Go: rate.Limiter.ReserveN: seconds to wait before `sz` bytes may go."""
@@ -1675,7 +1671,7 @@ class Consumer:
         if self.maxpb > 0:
             self.pbytes += psz
         seq = sm.seq
-        self.send(dsubj, hdr, msg, ack_reply, sm.subj)
+        self.send(dsubj, hdr, msg, ack_reply, sm.subj, flush=False)
         ap = self.cfg.ack_policy
         if ap == ACK_NONE:
             self.adflr, self.asflr = dseq, seq
@@ -1843,7 +1839,8 @@ def add_consumer(mset, config, oname="", action="", recovering=False, created=No
         raise api_error("ConsumerConfigRequired")
     config = config.copy()
     set_consumer_config_defaults(config, jsa.limits)
-    check_consumer_cfg(config, mset.cfg, jsa.limits, recovering)
+    check_consumer_cfg(config, mset.cfg, jsa.limits,
+                       None if recovering else gather_source_mirror_subjects(jsa, mset.cfg))
     cname = config.durable or config.name
     if cname:
         eo = mset.consumers.get(cname)

@@ -1,6 +1,8 @@
 """JetStream API errors: Go's ApiError and the table of `server/jetstream_errors_generated.go`
-as nats-server 2.9.10 has it (codes and texts are what clients match on), plus the consumer
-errors 2.10 added for filter_subjects, metadata and the create/update actions (marked).
+as nats-server 2.9.10 has it (codes and texts are what clients match on), plus the entries of
+newer servers for what gnatsd has of 2.10 and 2.11: the consumer errors of filter_subjects,
+metadata and the create/update actions, and the stream features (mirror/source transforms,
+subject transforms, first_seq, per-message TTL), marked.
 
 `api_error("StreamNotFound")` is Go's NewJSStreamNotFoundError(); the `{err}`, `{seq}`, `{id}`...
 placeholders of a description take keyword arguments. `unless(err)`: Go's Unless option, an
@@ -149,6 +151,23 @@ API_ERRORS = {
     "StreamWrongLastSequenceErrF": (400, 10071, "wrong last sequence: {seq}"),
     "TempStorageFailed": (500, 10072, "JetStream unable to open temp storage for restore"),
     "TemplateNameNotMatchSubject": (400, 10073, "template name in subject does not match request"),
+    # Newer nats-server (2.10, 2.11), for the features gnatsd takes from them.
+    "MessageTTLDisabled": (400, 10166, "per-message TTL is disabled"),
+    "MessageTTLInvalid": (400, 10165, "invalid per-message TTL"),
+    "MirrorInvalidStreamName": (400, 10142, "mirrored stream name is invalid"),
+    "MirrorInvalidSubjectFilter": (400, 10151, "mirror transform source: {err}"),
+    "MirrorInvalidTransformDestination": (400, 10154, "mirror transform: {err}"),
+    "MirrorMultipleFiltersNotAllowed": (400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter"),
+    "MirrorOverlappingSubjectFilters": (400, 10152, "mirror subject filters can not overlap"),
+    "MirrorWithFirstSeq": (400, 10143, "stream mirrors can not have first sequence configured"),
+    "SourceDuplicateDetected": (400, 10140, "duplicate source configuration detected"),
+    "SourceInvalidStreamName": (400, 10141, "sourced stream name is invalid"),
+    "SourceInvalidSubjectFilter": (400, 10145, "source transform source: {err}"),
+    "SourceInvalidTransformDestination": (400, 10146, "source transform: {err}"),
+    "SourceMultipleFiltersNotAllowed": (400, 10144, "source with multiple subject transforms cannot also have a single subject filter"),
+    "SourceOverlappingSubjectFilters": (400, 10147, "source filters can not overlap"),
+    "StreamTransformInvalidDestination": (400, 10156, "stream transform: {err}"),
+    "StreamTransformInvalidSource": (400, 10155, "stream transform source: {err}"),
 }
 
 

@@ -23,6 +23,7 @@ from gevent.event import Event
 from ..fs.store import FILE_STORAGE, MEMORY_STORAGE
 from .consumer import recover_consumers
 from .errors import api_error
+from .sources import wake_followers
 from .stream import Stream, check_stream_cfg, load_stream_meta, new_store
 
 log = logging.getLogger("gnatsd")
@@ -230,7 +231,7 @@ class JsAccount:
     def add_stream(self, config, created=None, recovering=False):
         """Go: Account.addStream, for one server. Returns (stream, created: bool); raises
         ApiError. May yield (the file store and the meta file)."""
-        cfg = check_stream_cfg(self, config)
+        cfg = check_stream_cfg(self, config, recovering)
         if cfg.num_replicas > 1:
             raise api_error("StreamReplicasNotSupported")
         mset = self.streams.get(cfg.name)
@@ -247,6 +248,8 @@ class JsAccount:
         except (OSError, ValueError) as e:  # ValueError: a name the file system refuses (NUL)
             log.warning("Stream create failed for '%s > %s': %s", self.acc.name, cfg.name, e)
             raise api_error("StreamCreateErrF", "error creating store for stream") from None
+        if cfg.first_seq > 0 and not recovering:
+            store.compact(cfg.first_seq)  # Go (2.10): a new store purged up to first_seq
         mset = Stream(self, cfg, created or time.time_ns(), store)
         if not recovering:
             try:
@@ -257,9 +260,11 @@ class JsAccount:
                 raise api_error("StreamCreateErrF", "error creating store for stream") from None
         else:
             mset.rebuild_dedupe()
+            mset.rebuild_ttls()
         self.update_usage(cfg.storage, store.fast_state().bytes)
         self.streams[cfg.name] = mset
         mset.subscribe_to_stream()
+        wake_followers(self, cfg.name)
         mset.send_action_advisory("create")  # Go: at recovery too
         return mset, True
 
@@ -307,7 +312,7 @@ class JsAccount:
                 log.warning("  Error reading metafile %r: %s", os.path.join(path, "meta.inf"), e)
                 continue
             try:
-                mset, _ = self.add_stream(cfg, created, recovering=True)
+                mset = self.recover_stream(created, cfg)
             except Exception as e:  # noqa: BLE001 - one bad stream must not stop the others
                 log.warning("  Error recreating stream %r: %s", name, e)
                 continue
@@ -317,6 +322,12 @@ class JsAccount:
 
     def num_consumers(self):
         return sum(len(m.consumers) for m in self.streams.values())
+
+    def recover_stream(self, created, cfg):
+        """Start stream `cfg` from the files in its directory (at start, or restored from
+        a snapshot). Returns it. May yield."""
+        mset, _ = self.add_stream(cfg, created, recovering=True)
+        return mset
 
     def usage(self):
         """Go: JetStreamUsage, as JSON (JetStreamAccountStats)."""

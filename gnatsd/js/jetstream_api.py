@@ -98,6 +98,29 @@ def set_jetstream_export_subs(jsa):
         js.api_wake.set()
 
     jsa.api_sub = jsa.acc.subscribe_internal(JS_ALL_API, api_dispatch)
+    if js.domain:
+        add_domain_mappings(jsa.acc, js.domain)
+
+
+# Go: generateJSMappingTable. What `$JS.<domain>.API.<suffix>` maps to.
+JS_DOMAIN_MAPPINGS = {
+    "INFO": "$JS.API.INFO", "STREAM.>": "$JS.API.STREAM.>", "CONSUMER.>": "$JS.API.CONSUMER.>",
+    "DIRECT.>": "$JS.API.DIRECT.>", "META.>": "$JS.API.META.>", "SERVER.>": "$JS.API.SERVER.>",
+    "ACCOUNT.>": "$JS.API.ACCOUNT.>", "$KV.>": "$KV.>", "$OBJ.>": "$OBJ.>",
+}
+
+
+def add_domain_mappings(acc, domain):
+    """Go: the domain part of enableAllJetStreamServiceImportsAndMappings: clients of this
+    server reach its API under `$JS.<domain>.API` too; mappings the account has keep theirs."""
+    from ..transform import add_mapping
+    if acc.mappings is None:
+        acc.mappings = []
+    have = {m.src for m in acc.mappings}
+    for suffix, dest in JS_DOMAIN_MAPPINGS.items():
+        src = f"$JS.{domain}.API.{suffix}"
+        if src not in have:
+            add_mapping(acc.mappings, src, dest)
 
 
 def api_loop(js):
@@ -157,11 +180,12 @@ def handle_request(jsa, subject, reply, body):
 # -- answering ----------------------------------------------------------------------------------
 
 
-def send_api_response(jsa, reply, resp, counts_as_error=None):
+def send_api_response(jsa, reply, resp, counts_as_error=None, request=None):
     """Go: sendAPIResponse / sendAPIErrResponse: count the request, then answer. The JSON
     is made before counting, as Go's handlers marshal before trackAPI. An answer with an
     error counts as one unless `counts_as_error` says otherwise (Go sends some errors with
-    sendAPIResponse)."""
+    sendAPIResponse). `request`: the (subject, body, client info) answered, when not the
+    API greenlet's current one (an answer from another greenlet)."""
     data = gofmt.marshal(resp)
     js = jsa.js
     jsa.api_total += 1
@@ -172,13 +196,14 @@ def send_api_response(jsa, reply, resp, counts_as_error=None):
     client = jsa.acc.internal_client()
     if reply:
         send_internal_msg(js.srv, reply, None, data.encode(), client=client)
-    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(api_audit(js, data)).encode(), client=client)
+    audit = api_audit(js, data, request or js.request)
+    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(audit).encode(), client=client)
 
 
-def api_audit(js, response):
-    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for the request being answered."""
+def api_audit(js, response, request):
+    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for `request` answered with `response`."""
     from ..events import _nuid
-    subject, body, ci = js.request
+    subject, body, ci = request
     adv = {"type": JS_API_AUDIT_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
            "server": js.srv.name, "client": ci, "subject": subject}
     if body:
@@ -189,10 +214,10 @@ def api_audit(js, response):
     return adv
 
 
-def error_response(jsa, reply, rtype, err, counts_as_error=True, **extra):
+def error_response(jsa, reply, rtype, err, counts_as_error=True, request=None, **extra):
     resp = {"type": rtype, "error": err.to_dict()}
     resp.update(extra)
-    send_api_response(jsa, reply, resp, counts_as_error)
+    send_api_response(jsa, reply, resp, counts_as_error, request)
 
 
 def is_empty_request(body):
@@ -243,6 +268,8 @@ def js_stream_create_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, e)
     resp = {"type": rtype}
     resp.update(mset.info())
+    resp.pop("mirror", None)  # Go: the create response has no mirror or source info
+    resp.pop("sources", None)
     resp["did_create"] = True
     send_api_response(jsa, reply, resp)
 
@@ -481,6 +508,11 @@ _STREAM_HANDLERS = {
     "PURGE": js_stream_purge_request,
 }
 
+# Snapshots live in their own module, which answers through this one's helpers.
+from .snapshot import js_stream_restore_request, js_stream_snapshot_request  # noqa: E402
+
+_STREAM_HANDLERS["SNAPSHOT"] = js_stream_snapshot_request
+_STREAM_HANDLERS["RESTORE"] = js_stream_restore_request
 
 # -- consumers ---------------------------------------------------------------------------------
 

@@ -808,6 +808,7 @@ def jsz(s, opts=None):
                             cd.append(info)
                         if cd:
                             e["consumer_detail"] = cd
+                    mset.mirror_and_sources_info(e)
                     sd.append(e)
                 ad["stream_detail"] = sd
             details.append(ad)
