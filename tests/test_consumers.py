@@ -760,6 +760,83 @@ def test_jsz_consumer_detail(js_server, raw_conn):
     assert z["account_details"][0]["stream_detail"][0]["consumer_detail"][0]["config"]["durable_name"] == "jd"
 
 
+def test_next_nak_duration_limits_purge_and_stream_delete_as_go(js_server, raw_conn):
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        adv = await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.>")
+        await js.add_stream(name="N", subjects=["n"], max_msgs=3)
+        for i in range(3):
+            await js.publish("n", b"%d" % i)
+        await nc.request("$JS.API.CONSUMER.DURABLE.CREATE.N.d", json.dumps({"stream_name": "N", "config": {
+            "durable_name": "d", "ack_policy": "explicit", "ack_wait": 5 * 10**9}}).encode())
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.N.d", b"1", reply=inbox)
+        m = await sub.next_msg(1)
+        await nc.publish(m.reply, b'+NXT {"batch":2}', reply=inbox)  # ack, and the next two
+        ms = [await sub.next_msg(1) for _ in range(2)]
+        assert [x.data for x in ms] == [b"1", b"2"]
+        assert await _state(nc, "N", "d") == (3, 3, 1, 1, 2, 0, 0)
+        t0 = time.monotonic()
+        await nc.publish(ms[0].reply, b"-NAK 300ms")  # a Go duration
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.N.d", b'{"batch":1,"expires":2000000000}', reply=inbox)
+        x = await sub.next_msg(2)
+        assert x.data == b"1" and time.monotonic() - t0 >= 0.29
+        # max_msgs pushes out the pending "1": it is terminated
+        await js.publish("n", b"3")
+        await js.publish("n", b"4")
+        for _ in range(50):
+            if (await _state(nc, "N", "d"))[3] == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert await _state(nc, "N", "d") == (4, 3, 2, 2, 1, 0, 2)
+        assert (await js.purge_stream("N")) is True
+        assert await _state(nc, "N", "d") == (4, 5, 4, 5, 0, 0, 0)
+        await js.delete_stream("N")  # its consumers go, with an advisory each
+        got = []
+        while True:
+            try:
+                a = await adv.next_msg(0.3)
+            except nats.errors.TimeoutError:
+                break
+            d = json.loads(a.data)
+            got.append((a.subject.rsplit(".", 2)[0], d.get("stream_seq"), d.get("deliveries")))
+        assert got == [("$JS.EVENT.ADVISORY.CONSUMER.CREATED", None, None),
+                       ("$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED", 2, 1),
+                       ("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED", 2, 1),
+                       ("$JS.EVENT.ADVISORY.CONSUMER.DELETED", None, None)]
+        await nc.close()
+    run(main())
+
+
+def test_interest_ack_none_push_and_rebind(js_server):
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        await js.add_stream(name="I", subjects=["i"], retention="interest")
+        s = await nc.subscribe("ipush")
+        cfg = {"durable_name": "p", "deliver_subject": "ipush", "ack_policy": "none"}
+        await nc.request("$JS.API.CONSUMER.DURABLE.CREATE.I.p",
+                         json.dumps({"stream_name": "I", "config": cfg}).encode())
+        for i in range(3):
+            await js.publish("i", b"%d" % i)
+        assert [(await s.next_msg(1)).data for _ in range(3)] == [b"0", b"1", b"2"]
+        await nc.flush()
+        st = await _stream_state(nc, "I")
+        assert st[:2] == (0, 4)  # delivered with ack none: gone from an interest stream
+        await s.unsubscribe()
+        s2 = await nc.subscribe("ipush2")
+        await nc.flush()
+        r = json.loads((await nc.request("$JS.API.CONSUMER.DURABLE.CREATE.I.p", json.dumps(
+            {"stream_name": "I", "config": dict(cfg, deliver_subject="ipush2")}).encode())).data)
+        assert r["config"]["deliver_subject"] == "ipush2" and r["push_bound"] is True
+        await js.publish("i", b"3")
+        assert (await s2.next_msg(1)).data == b"3"
+        await nc.close()
+    run(main())
+
+
 def test_filters_within_transformed_and_sourced_subjects(js_server):
     """Go: gatherSourceMirrorSubjects, with 2.10's transforms: a filter may name a subject the
     stream's transform makes or one its mirror's origin has; others are refused (10093)."""

@@ -507,9 +507,6 @@ class WaitQueue:
     def is_full(self):
         return len(self.reqs) >= self.max
 
-    def peek(self):
-        return self.reqs[0] if self.reqs else None
-
     def pop(self):
         """Go: waitQueue.pop. The first request, counted as served one message."""
         wr = self.reqs[0]
@@ -598,9 +595,6 @@ class Consumer:
 
     def is_pull_mode(self):
         return not self.cfg.deliver_subject
-
-    def is_durable(self):
-        return bool(self.cfg.durable)
 
     def is_filtered_match(self, subj):
         """Go: isFilteredMatch. `subj` in bytes."""
@@ -1013,7 +1007,8 @@ class Consumer:
             self.npc -= 1
         p = self.pending.get(sseq)
         if p is not None:
-            gevent.spawn(self.process_term, sseq, p[0], self.rdc.get(sseq, 0) + 1)
+            # Go passes the redelivery count as the deliveries (1 when nothing was redelivered).
+            gevent.spawn(self.process_term, sseq, p[0], self.rdc.get(sseq, 0) if self.rdc else 1)
 
     def signal_new_messages(self):
         self.mch.set()
@@ -1616,8 +1611,7 @@ class Consumer:
                 self.deliver_msg(dsubj, ack_reply, sm, hdr, msg, dc)
                 sent += 1
                 if sent % FLUSH_EVERY == 0:
-                    flush()
-                    gevent.sleep(0)  # a long catch-up lets the rest of the server run too
+                    self.yield_to_receivers()  # a long catch-up lets the rest of the server run too
                 if hbd:
                     hb_next = time.monotonic() + hbd / 1e9
             if sent:
@@ -1646,6 +1640,19 @@ class Consumer:
                 if self.active and self.is_push_mode():
                     self.send_idle_heartbeat(self.cfg.deliver_subject)
                 hb_next = time.monotonic() + hbd / 1e9
+
+    def yield_to_receivers(self):
+        """Between two parts of a long run of deliveries: flush, then let the receivers'
+        writeloops and every other greenlet run (Go's goroutines run side by side); while a
+        receiver is backed up past half its max_pending, wait for it (Go: stalledWait), as a
+        publisher's readloop does, instead of queueing until it is cut off as a slow
+        consumer. Yields."""
+        c = self.client
+        stalled = c.flush_clients()
+        if stalled:
+            stalled.stalled_wait(c)
+        else:
+            c.yield_to_others()  # gevent.sleep(0) would not let the hub poll for I/O
 
     def rate_limit_delay(self, sz):
         """Go: rate.Limiter.ReserveN: seconds to wait before `sz` bytes may go."""
