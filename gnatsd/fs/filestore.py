@@ -53,7 +53,7 @@ import gevent
 import gevent.event
 import msgpack
 
-from gnatsd.hub import run_blocking
+from gnatsd.hub import Worker, run_blocking
 from gnatsd.fs.store import (
     FILE_STORAGE, LIMITS_POLICY, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
     ErrStoreWrongType, ErrMsgTooLarge, IndexedStore, LostStreamData, SequencePair, StoreMsg,
@@ -78,6 +78,7 @@ DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
 DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
 FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
+MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
 SNAP_VERSION = 1
@@ -188,14 +189,16 @@ class _Loc:
 class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
-    __slots__ = ("index", "path", "fd", "size", "last_off", "first", "last", "live",
+    __slots__ = ("index", "path", "fd", "size", "flushed", "pend", "last_off", "first", "last", "live",
                  "live_bytes", "dead", "refs", "compacting", "erased_while")
 
     def __init__(self, index, path, fd):
         self.index = index
         self.path = path
         self.fd = fd
-        self.size = 0  # bytes in the file, where the next record goes
+        self.size = 0  # bytes in the block, where the next record goes
+        self.flushed = 0  # bytes written to the file; the rest, size - flushed, is in pend
+        self.pend = []  # records appended but not yet written (only in the last block)
         self.last_off = -1  # offset of the last record
         self.first = 0  # lowest and highest MSG sequence in the file
         self.last = 0
@@ -206,12 +209,34 @@ class _MsgBlock:
         self.compacting = False
         self.erased_while = None  # sequences erased while the compactor ran
 
+    def buffered(self, off, n):
+        """`n` bytes at offset `off` of the records not yet written."""
+        pend = self.pend
+        if len(pend) > 1:
+            pend[:] = [b"".join(pend)]
+        start = off - self.flushed
+        return pend[0][start:start + n]
+
     def note_msg(self, seq, off, rl):
         if not self.first:
             self.first = seq
         self.last = seq
         self.live += 1
         self.live_bytes += rl
+
+
+class _SyncRound:
+    """One group-commit round: the fsyncs that put every write up to `target` on disk."""
+
+    __slots__ = ("target", "ev", "err", "blocks", "dir_dirty", "gone")
+
+    def __init__(self):
+        self.target = 0  # the write generation it covers, set when it begins
+        self.ev = None  # an Event, made when a greenlet waits for the round
+        self.err = None  # the OSError it failed with
+        self.blocks = []
+        self.dir_dirty = False
+        self.gone = []
 
 
 class FileStore(IndexedStore):
@@ -231,9 +256,9 @@ class FileStore(IndexedStore):
         self.fsyncs = 0  # group-commit rounds done (each syncs every dirty block once)
         self._wgen = 0  # writes done
         self._synced_gen = 0  # writes covered by a finished sync
-        self._sync_ev = None  # set while a sync runs
+        self._round = None  # the _SyncRound whose fsyncs run now
+        self._pending = None  # the _SyncRound that begins next (writers wait on it)
         self._sync_cbs = []  # (write generation, cb, args) for on_synced, in order
-        self._syncer = None
         self._unsynced = []  # rolled blocks written since the last sync
         self._dir_dirty = False
         self._gone_unsynced = []  # deleted blocks whose unlink no sync has covered yet
@@ -245,6 +270,9 @@ class FileStore(IndexedStore):
         self._compactor = None
         self._flusher = None
         self._consumer_stores = []
+        self._flush_soon = False  # a _flush_writes_soon callback is queued
+        self._syncer = Worker()  # the thread that runs the fsyncs
+        self._hub = gevent.get_hub()
         self._dir = fcfg.store_dir
         self._mdir = os.path.join(self._dir, MSGS_DIR)
         os.makedirs(self._mdir, exist_ok=True)
@@ -363,7 +391,7 @@ class FileStore(IndexedStore):
                     last_seq, last_ts = seq, ts
                 blk.last_off = off
                 off += rl
-            blk.size = end
+            blk.size = blk.flushed = end
         for seq in deleted:
             loc = entries.pop(seq, None)
             if loc is not None:
@@ -408,7 +436,7 @@ class FileStore(IndexedStore):
                     head = os.pread(blk.fd, size - last_off, last_off)
                     if not self._record_ok(head, 0, len(head)) or HDR.unpack_from(head)[0] != size - last_off:
                         return False
-                blk.size, blk.last_off = size, last_off
+                blk.size, blk.flushed, blk.last_off = size, size, last_off
             bim = {b.index: b for b in self._blks}
             subjects = snap["subjects"]
             flat = snap["msgs"]
@@ -459,7 +487,8 @@ class FileStore(IndexedStore):
     # -- writing -------------------------------------------------------------------------------
 
     def _new_block(self):
-        """Go: newMsgBlockForWrite."""
+        """Go: newMsgBlockForWrite. The last block's buffered records are written first."""
+        self._flush_writes()
         self._last_index += 1
         index = self._last_index
         path = self._blk_path(index)
@@ -471,18 +500,56 @@ class FileStore(IndexedStore):
         self._dir_dirty = True
         return blk
 
-    def _append(self, blk, data):
-        """Append a record to `blk`; undo a partial write (disk full) before raising."""
+    def _append(self, blk, rec):
+        """Append record `rec` (without its CRC) to the last block, `blk`. Buffered: the
+        records stored in one pass of the hub go to the file with one write, before the
+        sync that covers them (_flush_writes). Returns the record's offset."""
         off = blk.size
-        try:
-            _write_all(blk.fd, data, off)
-        except OSError:
-            os.ftruncate(blk.fd, off)
-            raise
-        blk.size = off + len(data)
+        pend = blk.pend
+        pend.append(rec)
+        pend.append(CRC.pack(zlib.crc32(rec)))
+        blk.size = off + len(rec) + CRC.size
         blk.last_off = off
         self._wgen += 1
+        if blk.size - blk.flushed > MAX_PENDING_WRITE:
+            self._flush_writes()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            self._hub.loop.run_callback(self._flush_writes_soon)
         return off
+
+    def _flush_writes(self):
+        """Write the last block's buffered records with one write. On an error (disk full)
+        the file is cut back and the records stay buffered for the next try; the sync
+        that should have covered them fails, so none of them is acknowledged. Does not
+        yield."""
+        blk = self._lmb
+        if blk is None or not blk.pend or blk.fd < 0:
+            return
+        pend = blk.pend
+        data = b"".join(pend)
+        try:
+            _write_all(blk.fd, data, blk.flushed)
+        except OSError:
+            try:
+                os.ftruncate(blk.fd, blk.flushed)
+            except OSError:
+                pass
+            pend[:] = [data]
+            raise
+        blk.flushed = blk.size
+        blk.pend = []
+
+    def _flush_writes_soon(self):
+        """The hub's callback after a pass that stored something: the records reach the
+        page cache even when no sync is waiting (a process crash loses none of them)."""
+        self._flush_soon = False
+        if self._closed:
+            return
+        try:
+            self._flush_writes()
+        except OSError as e:
+            log.error("Filestore [%s] write failed: %s", self.cfg.name, e)
 
     def _write_msg(self, seq, ts, subj, hdr, msg):
         """Go: writeMsgRecord. Does not yield."""
@@ -493,8 +560,7 @@ class FileStore(IndexedStore):
         blk = self._lmb
         if blk.size and blk.size + rl > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(rl, REC_MSG, seq, ts, slen, len(hdr)) + subj + hdr + msg
-        off = self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
+        off = self._append(blk, HDR.pack(rl, REC_MSG, seq, ts, slen, len(hdr)) + subj + hdr + msg)
         blk.note_msg(seq, off, rl)
         return _Loc(subj, ts, blk, off, rl)
 
@@ -502,8 +568,7 @@ class FileStore(IndexedStore):
         blk = self._lmb
         if roll and blk.size and blk.size + REC_OVERHEAD > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(REC_OVERHEAD, kind, seq, ts, 0, 0)
-        self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
+        self._append(blk, HDR.pack(REC_OVERHEAD, kind, seq, ts, 0, 0))
         return blk
 
     def _tombstone(self, seq):
@@ -519,7 +584,11 @@ class FileStore(IndexedStore):
 
     def _load(self, seq, loc):
         """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
-        buf = os.pread(loc.blk.fd, loc.rl, loc.off)
+        blk = loc.blk
+        if loc.off < blk.flushed:
+            buf = os.pread(blk.fd, loc.rl, loc.off)
+        else:
+            buf = blk.buffered(loc.off, loc.rl)
         if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
             rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
             if rseq == seq and kind == REC_MSG and rl == loc.rl:
@@ -554,6 +623,8 @@ class FileStore(IndexedStore):
         header and a valid checksum; it needs no tombstone."""
         rl = loc.rl
         rec = HDR.pack(rl, REC_ERASED, seq, loc.ts, 0, 0) + os.urandom(rl - REC_OVERHEAD)
+        if loc.off >= blk.flushed:
+            self._flush_writes()
         os.pwrite(blk.fd, rec + CRC.pack(zlib.crc32(rec)), loc.off)
         self._wgen += 1
         if blk is not self._lmb and blk not in self._unsynced:
@@ -600,9 +671,10 @@ class FileStore(IndexedStore):
         keep = loc.blk
         while self._blks[-1] is not keep:
             self._remove_block(self._blks[-1])
+        self._flush_writes()  # a no-op unless `keep` is the last block
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
-        keep.size = end
+        keep.size = keep.flushed = end
         keep.last_off = loc.off
         keep.last = seq
         keep.dead = {s for s in keep.dead if s <= seq}
@@ -656,6 +728,7 @@ class FileStore(IndexedStore):
     def _drop_block_file(self, blk):
         self._close_fd(blk.fd)
         blk.fd = -1
+        blk.pend = []
         if blk.dead:
             self._gone_unsynced.append(blk)
         try:
@@ -668,8 +741,8 @@ class FileStore(IndexedStore):
     def _close_fd(self, fd):
         if fd < 0:
             return
-        if self._sync_ev is not None:
-            self._close_later.append(fd)  # a pool thread may be syncing it
+        if self._round is not None:
+            self._close_later.append(fd)  # the syncer thread may be syncing it
         else:
             os.close(fd)
 
@@ -738,7 +811,7 @@ class FileStore(IndexedStore):
         os.rename(blk.path + ".tmp", blk.path)
         self._close_fd(blk.fd)
         blk.fd = os.open(blk.path, os.O_RDWR)
-        blk.size = len(data)
+        blk.size = blk.flushed = len(data)
         blk.dead = set()
         blk.refs = needed
         blk.first = blk.last = blk.live = blk.live_bytes = 0
@@ -767,55 +840,97 @@ class FileStore(IndexedStore):
     # -- sync ----------------------------------------------------------------------------------
 
     def _sync_wait(self, gen):
-        """Return once every write up to `gen` is on disk. May yield. Group commit: while one
-        sync runs, every writer that arrives waits for it, then one of them starts the next
-        sync for all of them."""
+        """Return once every write up to `gen` is on disk; raise the OSError of a sync that
+        failed. May yield."""
         while self._synced_gen < gen:
-            ev = self._sync_ev
-            if ev is not None:
-                ev.wait()
-            else:
-                self._sync_round()
+            r = self._round
+            if r is None or r.target < gen:
+                r = self._next_round()
+            if r.ev is None:
+                r.ev = gevent.event.Event()
+            r.ev.wait()
+            if r.err is not None and self._synced_gen < gen:
+                raise r.err
 
-    def _sync_round(self):
-        ev = self._sync_ev = gevent.event.Event()
-        blocks = dir_dirty = gone = None
+    def _next_round(self):
+        """The round that begins after the one running (if any), made if needed."""
+        r = self._pending
+        if r is None:
+            r = self._pending = _SyncRound()
+            if self._round is None:
+                self._hub.loop.run_callback(self._begin_round)
+        return r
+
+    def _begin_round(self):
+        """Go: syncBlocks. The hub's callback: write what is buffered and hand the fsyncs
+        of every block written since the last round to the syncer thread. Group commit:
+        the round starts only when the hub has run every greenlet that was ready (writers
+        woken by the last round append first and join it), and covers every write made
+        until then; writers that come while it runs wait for the next one."""
+        r = self._pending
+        if r is None or self._round is not None:
+            return
+        self._pending = None
+        if self._dfd < 0:  # stopped or deleted meanwhile
+            r.err = ErrStoreClosed()
+            if r.ev is not None:
+                r.ev.set()
+            return
+        self._round = r
+        r.target = self._wgen
         try:
-            # Let the writers that are ready to run (those the last sync woke) append
-            # first: they find this round's event and join it, so rounds stay large.
-            gevent.sleep(0)
-            target = self._wgen
-            blocks, self._unsynced = self._unsynced, []
-            fds = [b.fd for b in blocks if b.fd >= 0]
-            if self._lmb is not None and self._lmb.fd >= 0:
-                fds.append(self._lmb.fd)
-            dir_dirty, self._dir_dirty = self._dir_dirty, False
-            gone, self._gone_unsynced = self._gone_unsynced, []
-            if dir_dirty:
-                fds.append(self._dfd)
-            run_blocking(_sync_fds, fds)
-            self._synced_gen = target
+            self._flush_writes()
+        except OSError as e:
+            self._round_done(None, e)
+            return
+        r.blocks, self._unsynced = self._unsynced, []
+        fds = [b.fd for b in r.blocks if b.fd >= 0]
+        if self._lmb is not None and self._lmb.fd >= 0:
+            fds.append(self._lmb.fd)
+        r.dir_dirty, self._dir_dirty = self._dir_dirty, False
+        r.gone, self._gone_unsynced = self._gone_unsynced, []
+        if r.dir_dirty:
+            fds.append(self._dfd)
+        self._syncer.submit(_sync_fds, (fds,), self._round_done)
+
+    def _round_done(self, _, err):
+        """The hub's callback when the round's fsyncs are done (or failed with `err`).
+        Does not yield."""
+        r = self._round
+        self._round = None
+        for fd in self._close_later:
+            os.close(fd)
+        self._close_later = []
+        if err is None:
+            self._synced_gen = r.target
             self.fsyncs += 1
-            if gone and not self._closed:
+            if r.gone and not self._closed:
                 self._clean_blocks()  # what those blocks' records pinned may go now
             cbs = self._sync_cbs
-            if cbs and cbs[0][0] <= target:
+            if cbs and cbs[0][0] <= r.target:
                 n = 1
-                while n < len(cbs) and cbs[n][0] <= target:
+                while n < len(cbs) and cbs[n][0] <= r.target:
                     n += 1
                 self._fire_synced(n, None)
-        except BaseException:
-            if blocks is not None:
-                self._unsynced = blocks + self._unsynced
-                self._dir_dirty = self._dir_dirty or dir_dirty
-                self._gone_unsynced = (gone or []) + self._gone_unsynced
-            raise
-        finally:
-            self._sync_ev = None
-            for fd in self._close_later:
-                os.close(fd)
-            self._close_later = []
-            ev.set()
+        else:
+            log.error("Filestore [%s] sync failed: %s", self.cfg.name, err)
+            self._unsynced = r.blocks + self._unsynced
+            self._dir_dirty = self._dir_dirty or r.dir_dirty
+            self._gone_unsynced = r.gone + self._gone_unsynced
+            r.err = err
+            self._fire_synced(len(self._sync_cbs), err)
+        if r.ev is not None:
+            r.ev.set()
+        if self._pending is not None:
+            self._hub.loop.run_callback(self._begin_round)
+
+    def _wait_round(self):
+        """Wait for the running round, if any, to end. May yield."""
+        r = self._round
+        if r is not None:
+            if r.ev is None:
+                r.ev = gevent.event.Event()
+            r.ev.wait()
 
     def _synced(self):
         if self._sync_always:
@@ -825,11 +940,11 @@ class FileStore(IndexedStore):
         """Go: syncBlocks on its timer. Runs in its own greenlet (sync_interval set)."""
         while not self._closed:
             gevent.sleep(interval)
-            if self._synced_gen < self._wgen and self._sync_ev is None and not self._closed:
+            if self._synced_gen < self._wgen and not self._closed:
                 try:
-                    self._sync_round()
-                except OSError as e:
-                    log.error("Filestore [%s] sync failed: %s", self.cfg.name, e)
+                    self._sync_wait(self._wgen)
+                except OSError:
+                    pass  # logged by the round
 
     def sync(self):
         """Put everything written so far on disk. May yield."""
@@ -851,8 +966,8 @@ class FileStore(IndexedStore):
             self._synced()
 
     def on_synced(self, cb, *args):
-        """cb(err, *args) from the syncer greenlet after the fsync that covers every write
-        made so far; at once with a lazy sync_interval."""
+        """cb(err, *args) from the hub after the fsync that covers every write made so
+        far; at once with a lazy sync_interval."""
         if self._closed:
             cb(ErrStoreClosed(), *args)
             return
@@ -860,24 +975,9 @@ class FileStore(IndexedStore):
             cb(None, *args)
             return
         self._sync_cbs.append((self._wgen, cb, args))
-        if self._syncer is None:
-            self._syncer = gevent.spawn(self._sync_loop)
-
-    def _sync_loop(self):
-        """Runs in its own greenlet while callbacks wait: sync rounds until they are done."""
-        try:
-            while self._sync_cbs and not self._closed:
-                ev = self._sync_ev
-                if ev is not None:
-                    ev.wait()
-                else:
-                    try:
-                        self._sync_round()
-                    except OSError as e:
-                        log.error("Filestore [%s] sync failed: %s", self.cfg.name, e)
-                        self._fire_synced(len(self._sync_cbs), e)
-        finally:
-            self._syncer = None
+        r = self._round
+        if r is None or r.target < self._wgen:
+            self._next_round()
 
     def _fire_synced(self, n, err):
         """Run the first `n` sync callbacks with `err`. Does not yield (callbacks must not)."""
@@ -961,19 +1061,19 @@ class FileStore(IndexedStore):
             self._flusher = None
         if self._compactor is not None:
             self._compactor.join()
-        while self._sync_ev is not None:
-            self._sync_ev.wait()
         self._closed = True
         try:
-            self._sync_round()
+            self._sync_wait(self._wgen)
+            self._wait_round()  # a round for nothing new may still run
             self._write_snapshot()
         except OSError as e:
             log.error("Filestore [%s] stop: %s", self.cfg.name, e)
-            self._fire_synced(len(self._sync_cbs), e)
         for blk in self._blks:
             self._close_fd(blk.fd)
             blk.fd = -1
         os.close(self._dfd)
+        self._dfd = -1
+        self._syncer.close()
 
     def delete(self):
         """Go: Delete. Stop and remove the stream's directory."""
@@ -986,13 +1086,14 @@ class FileStore(IndexedStore):
             if self._compactor is not None:
                 self._compact_q = []
                 self._compactor.join()
-            while self._sync_ev is not None:
-                self._sync_ev.wait()
             self._closed = True
+            self._wait_round()
             for blk in self._blks:
                 self._close_fd(blk.fd)
                 blk.fd = -1
             os.close(self._dfd)
+            self._dfd = -1
+            self._syncer.close()
             self._synced_gen = self._wgen  # writers still waiting: their stream is gone
             self._fire_synced(len(self._sync_cbs), ErrStoreClosed())
         self._report_bulk(len(self._msgs), self._bytes)
