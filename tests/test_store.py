@@ -3,6 +3,7 @@ memstore_test.go, filestore_test.go), both stores through one set of tests where
 behaviour is shared, then the file store's durability, recovery and compaction."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gnatsd.fs import filestore
 from gnatsd.fs.filestore import (
     CRC_RESIDUE, HDR, FileStore, FileStoreConfig, decode_consumer_state,
 )
@@ -1120,6 +1122,76 @@ def test_on_synced_acks_after_fsync(fstores):
     assert s.fsyncs < 50
     s = fstores.reopen(s)
     assert s.state().msgs == 500
+
+
+def test_records_buffered_until_the_pass_ends(fstores):
+    # Records stored in one pass of the hub reach the file with one write when the pass
+    # ends; until then a load is served from the buffer.
+    s = fstores.make(block_size=1 << 16)
+    s.store_msg(b"a", b"", b"first")  # waits for its sync: written
+    path = block_files(s)[-1]
+    on_disk = os.path.getsize(path)
+    writes = []
+    real = filestore._write_all
+    filestore._write_all = lambda fd, data, off=None: (writes.append(len(data)), real(fd, data, off))
+    try:
+        for i in range(50):
+            s.store_msg(b"a", b"", b"m%d" % i, wait=False)
+        assert os.path.getsize(path) == on_disk
+        assert s.load_msg(51).msg == b"m49" and s.load_msg(2).msg == b"m0"
+        gevent.sleep(0)  # the pass ends
+    finally:
+        filestore._write_all = real
+    assert len(writes) == 1 and os.path.getsize(path) == s._lmb.size == on_disk + writes[0]
+    s.sync()
+    s = reopen_raw(s)
+    fstores.made.append(s)
+    assert s.state().msgs == 51 and s.load_msg(51).msg == b"m49"
+
+
+def test_erase_of_a_buffered_record(fstores):
+    s = fstores.make()
+    s.store_msg(b"a", b"", b"keep", wait=False)
+    s.store_msg(b"a", b"", b"TOP-SECRET", wait=False)
+    assert s.erase_msg(2)
+    disk = b"".join(read_file(p) for p in block_files(s))
+    assert b"keep" in disk and b"TOP-SECRET" not in disk
+
+
+def test_write_error_fails_the_acks(fstores, gnatsd_log):
+    # A write that fails (disk full) fails the sync that should have covered its records:
+    # no ack says they are on disk. They stay buffered and go out with the next write.
+    s = fstores.make()
+    got = []
+    real = filestore._write_all
+
+    def full(fd, data, off=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    filestore._write_all = full
+    try:
+        s.store_msg(b"a", b"", b"one", wait=False)
+        s.on_synced(lambda err: got.append(err))
+        gevent.sleep(0.01)
+        assert len(got) == 1 and isinstance(got[0], OSError) and got[0].errno == errno.ENOSPC
+        assert "write failed" in gnatsd_log.text or "sync failed" in gnatsd_log.text
+        with pytest.raises(OSError):
+            s.store_msg(b"a", b"", b"two")
+    finally:
+        filestore._write_all = real
+    s.store_msg(b"a", b"", b"three")
+    s = fstores.reopen(s)
+    assert [m[3] for m in all_msgs(s)] == [b"one", b"two", b"three"]
+
+
+def test_on_synced_runs_in_the_hub_after_the_round(fstores):
+    s = fstores.make()
+    where = []
+    s.store_msg(b"a", b"", b"x", wait=False)
+    s.on_synced(lambda err: where.append((err, gevent.getcurrent() is gevent.get_hub(), s._synced_gen)))
+    assert where == []
+    s.sync()
+    assert where == [(None, True, s._wgen)]
 
 
 def test_on_synced_without_disk_wait(stores):

@@ -32,14 +32,19 @@ deleted once no other block needs its tombstones; a sparse one is rewritten with
 is still needed (the compactor greenlet).
 
 Durability. With `sync_interval="always"` (the default) store_msg returns only after its
-record is on disk: writers append with os.write, then wait for an fdatasync that covers
-them. One fdatasync runs at a time, in gevent's thread pool so the hub keeps running, and
-every writer that arrived while it ran shares the next one (group commit; `fsyncs` counts
-them). A caller that must not wait (a connection's readloop) stores with `wait=False` and
-is called back by `on_synced` after the fsync that covers its message. With `sync_interval=<seconds>` a greenlet syncs that often and store_msg returns at
-once: a process crash loses nothing (the page cache has the data) but a power failure or
-kernel crash loses what was acknowledged since the last sync, which is the Go server's
-behaviour (it syncs every two minutes by default).
+record is on disk. Records are appended to a buffer and written to the block with one
+write when the hub's pass ends (or before the sync that must cover them), then synced in
+rounds: one round at a time, its fdatasyncs run in a thread of the store's own
+(`hub.Worker`) so the hub keeps running, and every write made while a round runs is
+covered by the next one (group commit; `fsyncs` counts the rounds). A round starts from
+the hub's callbacks, after every greenlet that was ready ran, so writers woken by the
+last round join the next. A caller that must not wait (a connection's readloop) stores
+with `wait=False` and is called back by `on_synced`, from the hub, after the fsync that
+covers its message. A process crash loses only the records of the hub's pass it
+interrupted, none of them acknowledged. With `sync_interval=<seconds>` a greenlet syncs
+that often and store_msg returns at once: a power failure or kernel crash loses what was
+acknowledged since the last sync, which is the Go server's behaviour (it syncs every two
+minutes by default).
 """
 from __future__ import annotations
 
@@ -120,7 +125,7 @@ def dyn_blk_size(retention, max_bytes):
 
 
 def _sync_fds(fds):
-    """Runs in a pool thread."""
+    """Runs in the store's syncer thread."""
     for fd in fds:
         _datasync(fd)
 
