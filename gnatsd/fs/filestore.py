@@ -48,6 +48,7 @@ minutes by default).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -83,6 +84,7 @@ DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
 DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
 FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
+PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
 MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
@@ -194,8 +196,8 @@ class _Loc:
 class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
-    __slots__ = ("index", "path", "fd", "size", "flushed", "pend", "last_off", "first", "last", "live",
-                 "live_bytes", "dead", "refs", "compacting", "erased_while")
+    __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "last_off", "first", "last",
+                 "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
 
     def __init__(self, index, path, fd):
         self.index = index
@@ -203,6 +205,7 @@ class _MsgBlock:
         self.fd = fd
         self.size = 0  # bytes in the block, where the next record goes
         self.flushed = 0  # bytes written to the file; the rest, size - flushed, is in pend
+        self.alloc = 0  # the file's size: written bytes, then preallocated ones (zeros)
         self.pend = []  # records appended but not yet written (only in the last block)
         self.last_off = -1  # offset of the last record
         self.first = 0  # lowest and highest MSG sequence in the file
@@ -276,6 +279,7 @@ class FileStore(IndexedStore):
         self._flusher = None
         self._consumer_stores = []
         self._flush_soon = False  # a _flush_writes_soon callback is queued
+        self._prealloc = hasattr(os, "posix_fallocate")
         self._syncer = Worker()  # the thread that runs the fsyncs
         self._hub = gevent.get_hub()
         self._dir = fcfg.store_dir
@@ -361,6 +365,14 @@ class FileStore(IndexedStore):
             off = 0
             while off < end:
                 good = self._record_ok(buf, off, end)
+                if not good and buf.count(0, off) == end - off:
+                    # Nothing but zeros to the end: space preallocated and not written
+                    # yet (a crash before the stop that trims it), or a zeroed tail.
+                    log.debug("Filestore [%s] block %s: %d zero bytes after the last record, truncating "
+                              "%d bytes", self.cfg.name, blk.index, end - off, end - off)
+                    os.ftruncate(blk.fd, off)
+                    end = off
+                    break
                 if not good:
                     nxt = self._resync(buf, off + 1, end)
                     if nxt < 0 and bi == nblks - 1:
@@ -396,7 +408,7 @@ class FileStore(IndexedStore):
                     last_seq, last_ts = seq, ts
                 blk.last_off = off
                 off += rl
-            blk.size = blk.flushed = end
+            blk.size = blk.flushed = blk.alloc = end
         for seq in deleted:
             loc = entries.pop(seq, None)
             if loc is not None:
@@ -441,7 +453,7 @@ class FileStore(IndexedStore):
                     head = os.pread(blk.fd, size - last_off, last_off)
                     if not self._record_ok(head, 0, len(head)) or HDR.unpack_from(head)[0] != size - last_off:
                         return False
-                blk.size, blk.flushed, blk.last_off = size, size, last_off
+                blk.size, blk.flushed, blk.alloc, blk.last_off = size, size, size, last_off
             bim = {b.index: b for b in self._blks}
             subjects = snap["subjects"]
             flat = snap["msgs"]
@@ -492,8 +504,10 @@ class FileStore(IndexedStore):
     # -- writing -------------------------------------------------------------------------------
 
     def _new_block(self):
-        """Go: newMsgBlockForWrite. The last block's buffered records are written first."""
+        """Go: newMsgBlockForWrite. The last block's buffered records are written first,
+        and the space preallocated after them given back."""
         self._flush_writes()
+        self._trim(self._lmb)
         self._last_index += 1
         index = self._last_index
         path = self._blk_path(index)
@@ -534,6 +548,8 @@ class FileStore(IndexedStore):
         pend = blk.pend
         data = b"".join(pend)
         try:
+            if blk.size > blk.alloc and self._prealloc:
+                self._preallocate(blk)
             _write_all(blk.fd, data, blk.flushed)
         except OSError:
             try:
@@ -544,6 +560,28 @@ class FileStore(IndexedStore):
             raise
         blk.flushed = blk.size
         blk.pend = []
+
+    def _preallocate(self, blk):
+        """Extend the block's file by PREALLOC bytes (up to the block size) before writing
+        into it: an fdatasync after writes within the file's size need not commit a new
+        size to the file system's journal (on ext4 here: 0.11 ms instead of 0.17 ms). The
+        zeros after the last record are trimmed when the block is rolled or the store
+        stops, and skipped by a scan after a crash."""
+        want = max(blk.size, min(blk.alloc + PREALLOC, self.block_size))
+        try:
+            os.posix_fallocate(blk.fd, blk.alloc, want - blk.alloc)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise
+            self._prealloc = False  # not supported here: plain appends
+            return
+        blk.alloc = want
+
+    def _trim(self, blk):
+        """Give back the preallocated space after the block's last record."""
+        if blk is not None and blk.alloc > blk.size and blk.fd >= 0:
+            os.ftruncate(blk.fd, blk.size)
+            blk.alloc = blk.size
 
     def _flush_writes_soon(self):
         """The hub's callback after a pass that stored something: the records reach the
@@ -679,7 +717,7 @@ class FileStore(IndexedStore):
         self._flush_writes()  # a no-op unless `keep` is the last block
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
-        keep.size = keep.flushed = end
+        keep.size = keep.flushed = keep.alloc = end
         keep.last_off = loc.off
         keep.last = seq
         keep.dead = {s for s in keep.dead if s <= seq}
@@ -816,7 +854,7 @@ class FileStore(IndexedStore):
         os.rename(blk.path + ".tmp", blk.path)
         self._close_fd(blk.fd)
         blk.fd = os.open(blk.path, os.O_RDWR)
-        blk.size = blk.flushed = len(data)
+        blk.size = blk.flushed = blk.alloc = len(data)
         blk.dead = set()
         blk.refs = needed
         blk.first = blk.last = blk.live = blk.live_bytes = 0
@@ -1070,6 +1108,7 @@ class FileStore(IndexedStore):
         try:
             self._sync_wait(self._wgen)
             self._wait_round()  # a round for nothing new may still run
+            self._trim(self._lmb)
             self._write_snapshot()
         except OSError as e:
             log.error("Filestore [%s] stop: %s", self.cfg.name, e)
