@@ -5,7 +5,6 @@ from __future__ import annotations
 import gevent
 from gevent import monkey
 from gevent._hub_local import get_hub_if_exists
-from gevent.hub import Waiter
 
 # The real thread and lock: under monkey-patching `threading` makes greenlets.
 _start_new_thread = monkey.get_original("_thread", "start_new_thread")

@@ -531,7 +531,7 @@ class FileStore(IndexedStore):
         blk.last_off = off
         self._wgen += 1
         if blk.size - blk.flushed > MAX_PENDING_WRITE:
-            self._flush_writes()
+            self._try_flush()
         elif not self._flush_soon:
             self._flush_soon = True
             self._hub.loop.run_callback(self._flush_writes_soon)
@@ -587,8 +587,12 @@ class FileStore(IndexedStore):
         """The hub's callback after a pass that stored something: the records reach the
         page cache even when no sync is waiting (a process crash loses none of them)."""
         self._flush_soon = False
-        if self._closed:
-            return
+        if not self._closed:
+            self._try_flush()
+
+    def _try_flush(self):
+        """_flush_writes, an error logged: the records stay buffered and the sync that
+        must cover them fails."""
         try:
             self._flush_writes()
         except OSError as e:
