@@ -857,7 +857,7 @@ class Client(Parser):
             self.pub_permission_violation(subject)
             return
         if (reply is not None and (reply[0] == 95 or reply[0] == 36) and reply.startswith(RESERVED_REPLY_PREFIXES)
-                and self._reserved_reply(reply)):
+                and self.kind == CLIENT and self._reserved_reply(reply)):
             self.send_err(f"Permissions Violation for Publish with Reply of {go_quote(reply)}")
             return
         if self.verbose:

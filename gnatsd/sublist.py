@@ -82,6 +82,7 @@ class Sublist:
         self.removes = 0
         self.matches = 0
         self.cache_hits = 0
+        self.notify = None  # literal subject -> [callback] (Go: notify, registerNotification)
 
     # Go: Insert
     def insert(self, sub):
@@ -119,6 +120,8 @@ class Sublist:
         self.count += 1
         self.inserts += 1
         self._invalidate(subject)
+        if self.notify:
+            self._notify(subject)
 
     # Go: Remove
     def remove(self, sub):
@@ -161,7 +164,37 @@ class Sublist:
         self.count -= 1
         self.removes += 1
         self._invalidate(sub.subject)
+        if self.notify:
+            self._notify(sub.subject)
         return True
+
+    def register_notification(self, subject, cb):
+        """Go: registerNotification, for a literal subject (bytes): `cb()` runs after every
+        insert or removal that may change the interest in it (the callback looks at `match`
+        itself). It must not yield."""
+        if self.notify is None:
+            self.notify = {}
+        self.notify.setdefault(subject, []).append(cb)
+
+    def clear_notification(self, subject, cb):
+        """Go: clearNotification."""
+        cbs = self.notify.get(subject) if self.notify else None
+        if cbs and cb in cbs:
+            cbs.remove(cb)
+            if not cbs:
+                del self.notify[subject]
+
+    def _notify(self, subject):
+        """Go: chkForInsertNotification / chkForRemoveNotification."""
+        notify = self.notify
+        if PWC not in subject and FWC not in subject:
+            cbs = notify.get(subject)
+            targets = [cbs] if cbs else []
+        else:
+            targets = [cbs for target, cbs in notify.items() if subject_matches(subject, target)]
+        for cbs in targets:
+            for cb in list(cbs):
+                cb()
 
     def _invalidate(self, subject):
         """Drop the cached results that `subject` (literal or wildcard) could change.

@@ -875,6 +875,14 @@ def test_generated_configs_through_variables_and_includes(tmp_path_factory, top,
     assert {k: got[k] for k in top} == _expected(top)
 
 
+def test_closing_bracket_at_a_map_line_start_is_one_error():
+    """Found by the fuzz test below: the lexer reported it forever, eating memory."""
+    with pytest.raises(ParseErrors) as e:
+        parse("- {\n]", "f.conf", env={})
+    assert [str(x) for x in e.value.errors] == [
+        "f.conf:2:1: unexpected ']' in a map", "f.conf:1:3: unterminated map: '{' is never closed (missing '}')"]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80) | st.text(alphabet="{}[]()\"'\n :=,;#/$\\ab1.-", max_size=60))
 def test_arbitrary_text_never_crashes_the_parser(text):

@@ -565,3 +565,39 @@ def test_api_audit_advisories(js_server, raw_conn):
     assert audits[0]["client"]["acc"] == "$G" and audits[0]["client"]["server"] == js_server.name
     assert json.loads(audits[1]["response"])["error"]["err_code"] == 10059
     assert api(c, "$JS.API.INFO")["api"] == {"total": 2, "errors": 1}
+
+
+def test_domain_api_prefix(make_server, tmp_path):
+    """Go: with a domain, `$JS.<domain>.API` reaches the API too (nats-py's `domain=`)."""
+    srv = make_server(jetstream=True, store_dir=str(tmp_path), jetstream_domain="hub")
+
+    async def go():
+        nc = await nats.connect(srv.client_url())
+        js = nc.jetstream(domain="hub")
+        await js.add_stream(name="D", subjects=["d"])
+        ack = await js.publish("d", b"1")
+        assert (ack.stream, ack.seq, ack.domain) == ("D", 1, "hub")
+        info = await js.account_info()
+        assert info.domain == "hub" and info.streams == 1
+        # The plain prefix still works; another domain does not exist here.
+        assert (await nc.jetstream().stream_info("D")).state.messages == 1
+        with pytest.raises(Exception):
+            await nc.jetstream(domain="other", timeout=0.3).stream_info("D")
+        await nc.close()
+    run(go())
+
+
+@pytest.mark.parametrize("storage,plain,with_hdr", [("file", 47, 69), ("memory", 33, 51)])
+def test_stream_bytes_count_as_go(js_server, storage, plain, with_hdr):
+    """Stream bytes as nats-server 2.9.10 reports them (fileStoreMsgSize, memStoreMsgSize),
+    whatever gnatsd's records take: nats.py's own tests compare them."""
+    async def go():
+        nc = await nats.connect(js_server.client_url())
+        js = nc.jetstream()
+        await js.add_stream(name="B", subjects=["world"], storage=storage)
+        await js.publish("world", b"Hello world!")
+        assert (await js.stream_info("B")).state.bytes == plain
+        await js.publish("world", b"Hello world!", headers={"A": "b"})
+        assert (await js.stream_info("B")).state.bytes == plain + with_hdr
+        await nc.close()
+    run(go())

@@ -104,10 +104,10 @@ def write_file(path, data):
 
 
 def msg_size(s, subj, hdr, msg):
-    """The bytes one message counts for in this store."""
+    """The bytes one message counts for in this store (Go: memStoreMsgSize, fileStoreMsgSize)."""
     if isinstance(s, MemStore):
         return len(subj) + len(hdr) + len(msg) + 16
-    return 31 + len(subj) + len(hdr) + len(msg)
+    return 22 + len(subj) + (4 + len(hdr) if hdr else 0) + len(msg) + 8
 
 
 def all_msgs(s):

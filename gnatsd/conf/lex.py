@@ -179,6 +179,7 @@ class Lexer:
         # go back there.
         self.multiline = None
         self.eof_explained = False  # an unterminated string or block already explains the EOF
+        self.last_recover = -1  # where the last recovery skipped nothing (lex_recover)
         self._line_starts = [0]
         for i, c in enumerate(text):
             if c == "\n":
@@ -281,7 +282,11 @@ class Lexer:
         innermost open map or array. A `}` or `]` on the skipped line still closes the
         innermost open map or array (and any container opened inside it)."""
         self.string_parts = []
-        if not (self.pos > 0 and self.input[self.pos - 1] == "\n"):
+        # At the start of a line there is nothing to skip, unless the last recovery was
+        # here too: the error was about this very character, and must not come back forever.
+        at_line_start = self.pos > 0 and self.input[self.pos - 1] == "\n"
+        if not at_line_start or self.pos == self.last_recover:
+            self.last_recover = -1
             depth = 0
             while True:
                 r = self.next()
@@ -299,6 +304,8 @@ class Lexer:
                         depth -= 1
                     else:
                         self._close_containers(_MAP if r == MAP_END else _ARRAY)
+        else:
+            self.last_recover = self.pos
         self.ignore()
         if self.containers:
             kind, _, depth = self.containers[-1]
@@ -784,7 +791,8 @@ class Lexer:
         if r == EOF:
             return self.lex_eof
         if r == ARRAY_END:
-            return self.errorf("unexpected ']' in a map", at=self.pos)
+            self.next()
+            return self.errorf("unexpected ']' in a map", at=self.pos - 1)
         if r == MAP_VAL_TERM or r == OPT_VAL_TERM:
             self.next()
             return self.errorf(f"unexpected {r!r} in a map: a key is missing")

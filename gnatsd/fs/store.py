@@ -23,6 +23,8 @@ Conventions (the stream layer above relies on them):
 from __future__ import annotations
 
 import bisect
+import heapq
+import os
 import time
 
 import gevent
@@ -123,7 +125,7 @@ class StreamConfig:
 
     def __init__(self, name="", subjects=None, storage=FILE_STORAGE, retention=LIMITS_POLICY,
                  discard=DISCARD_OLD, discard_new_per_subject=False, max_msgs=-1,
-                 max_bytes=-1, max_age=0, max_msg_size=-1, max_msgs_per_subject=-1):
+                 max_bytes=-1, max_age=0, max_msg_size=-1, max_msgs_per_subject=-1, compression="none"):
         self.name = name
         self.subjects = subjects or []
         self.storage = storage
@@ -135,6 +137,7 @@ class StreamConfig:
         self.max_age = max_age
         self.max_msg_size = max_msg_size
         self.max_msgs_per_subject = max_msgs_per_subject
+        self.compression = compression  # "none" or "s2" (the file store compresses records)
 
 
 class ConsumerConfig:
@@ -461,6 +464,29 @@ class StreamStore:
         state().consumer_count until it stops."""
         raise NotImplementedError
 
+    def snapshot(self, check_msgs, include_consumers):
+        """Go: Snapshot. The files of the stream as they are now, for an archive: a
+        SnapshotFiles whose close() ends the snapshot. Raises StoreError. May yield."""
+        raise StoreError("no impl")  # Go: the memory store has no snapshots
+
+
+class SnapshotFiles:
+    """What a snapshot archives: `entries`, a list of (name in the archive, bytes or None,
+    open fd or -1, size); a file given by fd is read up to its size at snapshot time."""
+
+    def __init__(self, entries, on_close):
+        self.entries = entries
+        self._on_close = on_close
+
+    def close(self):
+        for _, _, fd, _ in self.entries:
+            if fd >= 0:
+                os.close(fd)
+        self.entries = []
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
+
 
 class ConsumerStore:
     """Go: ConsumerStore. A consumer's delivery and acknowledgement state."""
@@ -535,6 +561,10 @@ class IndexedStore(StreamStore):
         self._last_ts = 0
         self._scb = None
         self._age_chk = None
+        self._ttls = []  # (expires ns, seq): per-message TTLs, a heap (Go 2.11: a hash wheel)
+        self._ttl_chk = None
+        self._never = set()  # sequences whose TTL says never: max_age spares them
+        self.sdm_cb = None  # Go 2.11 subject delete markers: cb(seq, subj) for a subject's last message
         self._consumers = 0
         self._closed = False
         self._lost = None
@@ -970,18 +1000,80 @@ class IndexedStore(StreamStore):
         now = time.time_ns()
         min_ts = now - max_age
         msgs = self._msgs
+        never = self._never
+        seq = self._first_seq
         while msgs:
-            e = msgs.get(self._first_seq)
+            e = msgs.get(seq)
+            if e is None:
+                seq = self._next_held(seq)
+                if not seq:
+                    return
+                e = msgs[seq]
             if e.ts > min_ts:
                 fire_in = (e.ts - min_ts) / 1e9
                 self._age_chk = gevent.spawn_later(fire_in, self.expire_msgs)
                 return
-            self._remove_msg(self._first_seq, False)
+            if seq not in never:
+                self._expire(seq, e)
+            seq += 1
+
+    def _expire(self, seq, e):
+        """Remove an expired message; with subject delete markers on, the last message of a
+        subject goes to sdm_cb instead (Go: handleRemovalOrSdm), which replaces it by a marker."""
+        cb = self.sdm_cb
+        if cb is not None:
+            psi = self._fss.get(e.subj)
+            if psi is not None and psi.count() == 1:
+                cb(seq, e.subj)
+                return
+        self._remove_msg(seq, False)
 
     def _cancel_age_chk(self):
+        """Stop the max_age and the TTL timers."""
         if self._age_chk is not None:
             self._age_chk.kill(block=False)
             self._age_chk = None
+        if self._ttl_chk is not None:
+            self._ttl_chk.kill(block=False)
+            self._ttl_chk = None
+
+    # -- per-message TTL (2.11) ----------------------------------------------------------------
+
+    def track_ttl(self, seq, ttl):
+        """Go (2.11): message `seq` expires `ttl` seconds after it was stored (-1: never,
+        and max_age spares it too). In memory only: the stream layer tells again after a
+        restart (it reads the Nats-TTL headers)."""
+        if ttl < 0:
+            self._never.add(seq)
+            return
+        e = self._msgs.get(seq)
+        if e is None:
+            return
+        heapq.heappush(self._ttls, (e.ts + ttl * 1_000_000_000, seq))
+        if self._ttls[0][1] == seq:
+            self._arm_ttl()
+
+    def _arm_ttl(self):
+        if self._ttl_chk is not None:
+            self._ttl_chk.kill(block=False)
+            self._ttl_chk = None
+        if self._ttls and not self._closed:
+            delay = max(self._ttls[0][0] - time.time_ns(), 0) / 1e9
+            self._ttl_chk = gevent.spawn_later(delay, self.expire_ttls)
+
+    def expire_ttls(self):
+        """Remove the messages whose TTL has passed; rearm for the next one."""
+        self._ttl_chk = None
+        if self._closed:
+            return
+        now = time.time_ns()
+        ttls = self._ttls
+        while ttls and ttls[0][0] <= now:
+            _, seq = heapq.heappop(ttls)
+            e = self._msgs.get(seq)
+            if e is not None:
+                self._expire(seq, e)
+        self._arm_ttl()
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -1125,6 +1217,7 @@ class IndexedStore(StreamStore):
         self._cancel_age_chk()
         if cfg.max_age > 0:
             self.expire_msgs()
+        self._arm_ttl()
 
     # -- consumers -----------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
 """JetStream API errors: Go's ApiError and the table of `server/jetstream_errors_generated.go`
-as nats-server 2.9.10 has it (codes and texts are what clients match on).
+as nats-server 2.9.10 has it (codes and texts are what clients match on), plus the entries of
+newer servers for what gnatsd has of 2.10 and 2.11: the consumer errors of filter_subjects,
+metadata and the create/update actions, and the stream features (mirror/source transforms,
+subject transforms, first_seq, per-message TTL), marked.
 
 `api_error("StreamNotFound")` is Go's NewJSStreamNotFoundError(); the `{err}`, `{seq}`, `{id}`...
 placeholders of a description take keyword arguments. `unless(err)`: Go's Unless option, an
@@ -23,6 +26,7 @@ API_ERRORS = {
     "ClusterTags": (400, 10011, "tags placement not supported for operation"),
     "ClusterUnSupportFeature": (503, 10036, "not currently supported in clustered mode"),
     "ConsumerBadDurableName": (400, 10103, "durable name can not contain '.', '*', '>'"),
+    "ConsumerAlreadyExists": (400, 10148, "consumer already exists"),  # 2.10
     "ConsumerConfigRequired": (400, 10078, "consumer config required"),
     "ConsumerCreateDurableAndNameMismatch": (400, 10132, "Consumer Durable and Name have to be equal if both are provided"),
     "ConsumerCreateErrF": (500, 10012, "{err}"),
@@ -32,9 +36,12 @@ API_ERRORS = {
     "ConsumerDescriptionTooLongErrF": (400, 10107, "consumer description is too long, maximum allowed is {max}"),
     "ConsumerDirectRequiresEphemeral": (400, 10091, "consumer direct requires an ephemeral consumer"),
     "ConsumerDirectRequiresPush": (400, 10090, "consumer direct requires a push based consumer"),
+    "ConsumerDoesNotExist": (400, 10149, "consumer does not exist"),  # 2.10
+    "ConsumerDuplicateFilterSubjects": (400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified"),  # 2.10
     "ConsumerDurableNameNotInSubject": (400, 10016, "consumer expected to be durable but no durable name set in subject"),
     "ConsumerDurableNameNotMatchSubject": (400, 10017, "consumer name in subject does not match durable name in request"),
     "ConsumerDurableNameNotSet": (400, 10018, "consumer expected to be durable but a durable name was not set"),
+    "ConsumerEmptyFilter": (400, 10139, "consumer filter in FilterSubjects cannot be empty"),  # 2.10
     "ConsumerEphemeralWithDurableInSubject": (400, 10019, "consumer expected to be ephemeral but detected a durable name set in subject"),
     "ConsumerEphemeralWithDurableName": (400, 10020, "consumer expected to be ephemeral but a durable name was set in request"),
     "ConsumerExistingActive": (400, 10105, "consumer already exists and is still active"),
@@ -47,6 +54,8 @@ API_ERRORS = {
     "ConsumerMaxDeliverBackoff": (400, 10116, "max deliver is required to be > length of backoff values"),
     "ConsumerMaxPendingAckExcessErrF": (400, 10121, "consumer max ack pending exceeds system limit of {limit}"),
     "ConsumerMaxPendingAckPolicyRequired": (400, 10082, "consumer requires ack policy for max ack pending"),
+    "ConsumerMetadataLengthErrF": (400, 10135, "consumer metadata exceeds maximum size of {limit}"),  # 2.10
+    "ConsumerMultipleFiltersNotAllowed": (400, 10137, "consumer with multiple subject filters cannot use subject based API"),  # 2.10
     "ConsumerMaxRequestBatchExceededF": (400, 10125, "consumer max request batch exceeds server limit of {limit}"),
     "ConsumerMaxRequestBatchNegative": (400, 10114, "consumer max request batch needs to be > 0"),
     "ConsumerMaxRequestExpiresToSmall": (400, 10115, "consumer max request expires needs to be >= 1ms"),
@@ -57,6 +66,7 @@ API_ERRORS = {
     "ConsumerNotFound": (404, 10014, "consumer not found"),
     "ConsumerOffline": (500, 10119, "consumer is offline"),
     "ConsumerOnMapped": (400, 10092, "consumer direct on a mapped consumer"),
+    "ConsumerOverlappingSubjectFilters": (400, 10138, "consumer subject filters cannot overlap"),  # 2.10
     "ConsumerPullNotDurable": (400, 10085, "consumer in pull mode requires a durable name"),
     "ConsumerPullRequiresAck": (400, 10084, "consumer in pull mode requires ack policy"),
     "ConsumerPullWithRateLimit": (400, 10086, "consumer in pull mode can not have rate limit set"),
@@ -141,6 +151,23 @@ API_ERRORS = {
     "StreamWrongLastSequenceErrF": (400, 10071, "wrong last sequence: {seq}"),
     "TempStorageFailed": (500, 10072, "JetStream unable to open temp storage for restore"),
     "TemplateNameNotMatchSubject": (400, 10073, "template name in subject does not match request"),
+    # Newer nats-server (2.10, 2.11), for the features gnatsd takes from them.
+    "MessageTTLDisabled": (400, 10166, "per-message TTL is disabled"),
+    "MessageTTLInvalid": (400, 10165, "invalid per-message TTL"),
+    "MirrorInvalidStreamName": (400, 10142, "mirrored stream name is invalid"),
+    "MirrorInvalidSubjectFilter": (400, 10151, "mirror transform source: {err}"),
+    "MirrorInvalidTransformDestination": (400, 10154, "mirror transform: {err}"),
+    "MirrorMultipleFiltersNotAllowed": (400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter"),
+    "MirrorOverlappingSubjectFilters": (400, 10152, "mirror subject filters can not overlap"),
+    "MirrorWithFirstSeq": (400, 10143, "stream mirrors can not have first sequence configured"),
+    "SourceDuplicateDetected": (400, 10140, "duplicate source configuration detected"),
+    "SourceInvalidStreamName": (400, 10141, "sourced stream name is invalid"),
+    "SourceInvalidSubjectFilter": (400, 10145, "source transform source: {err}"),
+    "SourceInvalidTransformDestination": (400, 10146, "source transform: {err}"),
+    "SourceMultipleFiltersNotAllowed": (400, 10144, "source with multiple subject transforms cannot also have a single subject filter"),
+    "SourceOverlappingSubjectFilters": (400, 10147, "source filters can not overlap"),
+    "StreamTransformInvalidDestination": (400, 10156, "stream transform: {err}"),
+    "StreamTransformInvalidSource": (400, 10155, "stream transform source: {err}"),
 }
 
 

@@ -9,7 +9,8 @@ limitsExceeded / checkAllLimits, JetStreamUsage and the /jsz figures.
 
 Layout on disk, as Go's: `<store_dir>/jetstream/<account>/streams/<stream>/` with `meta.inf`
 and `meta.sum` (the stream's config, see stream.write_stream_meta) beside the file store's
-own files (gnatsd/fs/filestore.py). Consumers (a later consumer.py) will live in `obs/`.
+own files (gnatsd/fs/filestore.py); a stream's consumers keep theirs in `obs/<consumer>/`
+(consumer.py), and come back with their stream.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ import time
 from gevent.event import Event
 
 from ..fs.store import FILE_STORAGE, MEMORY_STORAGE
+from .consumer import recover_consumers
 from .errors import api_error
+from .sources import wake_followers
 from .stream import Stream, check_stream_cfg, load_stream_meta, new_store
 
 log = logging.getLogger("gnatsd")
@@ -228,7 +231,7 @@ class JsAccount:
     def add_stream(self, config, created=None, recovering=False):
         """Go: Account.addStream, for one server. Returns (stream, created: bool); raises
         ApiError. May yield (the file store and the meta file)."""
-        cfg = check_stream_cfg(self, config)
+        cfg = check_stream_cfg(self, config, recovering)
         if cfg.num_replicas > 1:
             raise api_error("StreamReplicasNotSupported")
         mset = self.streams.get(cfg.name)
@@ -245,6 +248,8 @@ class JsAccount:
         except (OSError, ValueError) as e:  # ValueError: a name the file system refuses (NUL)
             log.warning("Stream create failed for '%s > %s': %s", self.acc.name, cfg.name, e)
             raise api_error("StreamCreateErrF", "error creating store for stream") from None
+        if cfg.first_seq > 0 and not recovering:
+            store.compact(cfg.first_seq)  # Go (2.10): a new store purged up to first_seq
         mset = Stream(self, cfg, created or time.time_ns(), store)
         if not recovering:
             try:
@@ -255,9 +260,11 @@ class JsAccount:
                 raise api_error("StreamCreateErrF", "error creating store for stream") from None
         else:
             mset.rebuild_dedupe()
+            mset.rebuild_ttls()
         self.update_usage(cfg.storage, store.fast_state().bytes)
         self.streams[cfg.name] = mset
         mset.subscribe_to_stream()
+        wake_followers(self, cfg.name)
         mset.send_action_advisory("create")  # Go: at recovery too
         return mset, True
 
@@ -305,16 +312,27 @@ class JsAccount:
                 log.warning("  Error reading metafile %r: %s", os.path.join(path, "meta.inf"), e)
                 continue
             try:
-                mset, _ = self.add_stream(cfg, created, recovering=True)
+                mset = self.recover_stream(created, cfg)
             except Exception as e:  # noqa: BLE001 - one bad stream must not stop the others
                 log.warning("  Error recreating stream %r: %s", name, e)
                 continue
             st = mset.store.fast_state()
             log.info("  Restored %s messages for stream '%s > %s'", f"{st.msgs:,}", self.acc.name, name)
+            recover_consumers(mset)
+
+    def num_consumers(self):
+        return sum(len(m.consumers) for m in self.streams.values())
+
+    def recover_stream(self, created, cfg):
+        """Start stream `cfg` from the files in its directory (at start, or restored from
+        a snapshot). Returns it. May yield."""
+        mset, _ = self.add_stream(cfg, created, recovering=True)
+        return mset
 
     def usage(self):
         """Go: JetStreamUsage, as JSON (JetStreamAccountStats)."""
-        d = {"memory": self.memory, "storage": self.storage, "streams": len(self.streams), "consumers": 0,
+        d = {"memory": self.memory, "storage": self.storage, "streams": len(self.streams),
+             "consumers": self.num_consumers(),
              "limits": dict(self.limits)}
         if self.js.domain:
             d["domain"] = self.js.domain

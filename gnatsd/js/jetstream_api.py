@@ -3,9 +3,13 @@
 Ports the stream half of nats-server `server/jetstream_api.go` as 2.9.10 has it:
 jsAccountInfoRequest ($JS.API.INFO), jsStreamCreateRequest, jsStreamUpdateRequest,
 jsStreamNamesRequest, jsStreamListRequest, jsStreamInfoRequest, jsStreamDeleteRequest,
-jsStreamPurgeRequest, jsMsgDeleteRequest, jsMsgGetRequest, with Go's response types, paging
-limits and error envelopes (`{"type", "error": {"code", "err_code", "description"}}`).
-Consumers come later (consumer.py); their subjects get no answer yet.
+jsStreamPurgeRequest, jsMsgDeleteRequest, jsMsgGetRequest, and the consumer half:
+jsConsumerCreateRequest (`CONSUMER.CREATE.<stream>`, `.<consumer>`, `.<consumer>.<filter>`
+and `CONSUMER.DURABLE.CREATE.<stream>.<consumer>`, with 2.10's create/update `action`),
+jsConsumerInfoRequest, jsConsumerDeleteRequest, jsConsumerNamesRequest, jsConsumerListRequest
+and 2.11's jsConsumerPauseRequest, with Go's response types, paging limits and error
+envelopes (`{"type", "error": {"code", "err_code", "description"}}`). Pull requests
+(`CONSUMER.MSG.NEXT`) go to the consumer's own subscription (consumer.py), not here.
 
 How requests arrive (a difference from Go, not visible to clients): Go subscribes the system
 account to `$JS.API.>`, exports it, and has every JetStream account import it, so requests
@@ -34,8 +38,11 @@ from .. import gofmt
 from ..events import send_internal_msg
 from ..fs.store import FILE_STORAGE, ErrStoreEOF, ErrStoreMsgNotFound, StoreError
 from ..sublist import subjects_collide
+from .consumer import ConsumerConfig, add_consumer
 from .errors import ApiError, api_error
-from .stream import BadJSON, StreamConfig, config_update_check, decode_json, stored_msg_dict, want
+from .stream import (
+    ZERO_TIME, BadJSON, StreamConfig, config_update_check, decode_json, format_ts, stored_msg_dict, want,
+)
 
 log = logging.getLogger("gnatsd")
 
@@ -59,6 +66,13 @@ JS_API_STREAM_LIST_RESPONSE_TYPE = T + "stream_list_response"
 JS_API_STREAM_PURGE_RESPONSE_TYPE = T + "stream_purge_response"
 JS_API_MSG_DELETE_RESPONSE_TYPE = T + "stream_msg_delete_response"
 JS_API_MSG_GET_RESPONSE_TYPE = T + "stream_msg_get_response"
+JS_API_CONSUMER_CREATE_RESPONSE_TYPE = T + "consumer_create_response"
+JS_API_CONSUMER_DELETE_RESPONSE_TYPE = T + "consumer_delete_response"
+JS_API_CONSUMER_INFO_RESPONSE_TYPE = T + "consumer_info_response"
+JS_API_CONSUMER_NAMES_RESPONSE_TYPE = T + "consumer_names_response"
+JS_API_CONSUMER_LIST_RESPONSE_TYPE = T + "consumer_list_response"
+JS_API_CONSUMER_PAUSE_RESPONSE_TYPE = T + "consumer_pause_response"
+JS_API_REQUEST_NEXT_PRE = b"$JS.API.CONSUMER.MSG.NEXT."
 
 
 def set_jetstream_export_subs(jsa):
@@ -69,6 +83,8 @@ def set_jetstream_export_subs(jsa):
         js.api_loop = gevent.spawn(api_loop, js)
 
     def api_dispatch(sub, c, acc, subject, reply, msg):
+        if subject.startswith(JS_API_REQUEST_NEXT_PRE):
+            return  # the consumer's own subscription answers
         hdr = c.pa_hdr
         body = msg[hdr:-2] if hdr > 0 else msg[:-2]
         # Go: the ClientInfo of the Nats-Request-Info header, for the audit advisory.
@@ -82,6 +98,29 @@ def set_jetstream_export_subs(jsa):
         js.api_wake.set()
 
     jsa.api_sub = jsa.acc.subscribe_internal(JS_ALL_API, api_dispatch)
+    if js.domain:
+        add_domain_mappings(jsa.acc, js.domain)
+
+
+# Go: generateJSMappingTable. What `$JS.<domain>.API.<suffix>` maps to.
+JS_DOMAIN_MAPPINGS = {
+    "INFO": "$JS.API.INFO", "STREAM.>": "$JS.API.STREAM.>", "CONSUMER.>": "$JS.API.CONSUMER.>",
+    "DIRECT.>": "$JS.API.DIRECT.>", "META.>": "$JS.API.META.>", "SERVER.>": "$JS.API.SERVER.>",
+    "ACCOUNT.>": "$JS.API.ACCOUNT.>", "$KV.>": "$KV.>", "$OBJ.>": "$OBJ.>",
+}
+
+
+def add_domain_mappings(acc, domain):
+    """Go: the domain part of enableAllJetStreamServiceImportsAndMappings: clients of this
+    server reach its API under `$JS.<domain>.API` too; mappings the account has keep theirs."""
+    from ..transform import add_mapping
+    if acc.mappings is None:
+        acc.mappings = []
+    have = {m.src for m in acc.mappings}
+    for suffix, dest in JS_DOMAIN_MAPPINGS.items():
+        src = f"$JS.{domain}.API.{suffix}"
+        if src not in have:
+            add_mapping(acc.mappings, src, dest)
 
 
 def api_loop(js):
@@ -114,6 +153,8 @@ def handle_request(jsa, subject, reply, body):
     n = len(tokens)
     if n == 3 and tokens[2] == "INFO":
         return js_account_info_request(jsa, reply, body)
+    if n >= 5 and tokens[2] == "CONSUMER":
+        return consumer_request(jsa, tokens, subject, reply, body)
     if n < 4 or tokens[2] != "STREAM":
         return None
     op = tokens[3]
@@ -139,11 +180,12 @@ def handle_request(jsa, subject, reply, body):
 # -- answering ----------------------------------------------------------------------------------
 
 
-def send_api_response(jsa, reply, resp, counts_as_error=None):
+def send_api_response(jsa, reply, resp, counts_as_error=None, request=None):
     """Go: sendAPIResponse / sendAPIErrResponse: count the request, then answer. The JSON
     is made before counting, as Go's handlers marshal before trackAPI. An answer with an
     error counts as one unless `counts_as_error` says otherwise (Go sends some errors with
-    sendAPIResponse)."""
+    sendAPIResponse). `request`: the (subject, body, client info) answered, when not the
+    API greenlet's current one (an answer from another greenlet)."""
     data = gofmt.marshal(resp)
     js = jsa.js
     jsa.api_total += 1
@@ -154,13 +196,14 @@ def send_api_response(jsa, reply, resp, counts_as_error=None):
     client = jsa.acc.internal_client()
     if reply:
         send_internal_msg(js.srv, reply, None, data.encode(), client=client)
-    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(api_audit(js, data)).encode(), client=client)
+    audit = api_audit(js, data, request or js.request)
+    send_internal_msg(js.srv, JS_AUDIT_ADVISORY, None, gofmt.marshal(audit).encode(), client=client)
 
 
-def api_audit(js, response):
-    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for the request being answered."""
+def api_audit(js, response, request):
+    """Go: sendJetStreamAPIAuditAdvisory's JSAPIAudit for `request` answered with `response`."""
     from ..events import _nuid
-    subject, body, ci = js.request
+    subject, body, ci = request
     adv = {"type": JS_API_AUDIT_TYPE, "id": _nuid(), "timestamp": gofmt.format_time(time.time_ns()),
            "server": js.srv.name, "client": ci, "subject": subject}
     if body:
@@ -171,10 +214,10 @@ def api_audit(js, response):
     return adv
 
 
-def error_response(jsa, reply, rtype, err, counts_as_error=True, **extra):
+def error_response(jsa, reply, rtype, err, counts_as_error=True, request=None, **extra):
     resp = {"type": rtype, "error": err.to_dict()}
     resp.update(extra)
-    send_api_response(jsa, reply, resp, counts_as_error)
+    send_api_response(jsa, reply, resp, counts_as_error, request)
 
 
 def is_empty_request(body):
@@ -225,6 +268,8 @@ def js_stream_create_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, e)
     resp = {"type": rtype}
     resp.update(mset.info())
+    resp.pop("mirror", None)  # Go: the create response has no mirror or source info
+    resp.pop("sources", None)
     resp["did_create"] = True
     send_api_response(jsa, reply, resp)
 
@@ -461,4 +506,179 @@ _STREAM_HANDLERS = {
     "INFO": js_stream_info_request,
     "DELETE": js_stream_delete_request,
     "PURGE": js_stream_purge_request,
+}
+
+# Snapshots live in their own module, which answers through this one's helpers.
+from .snapshot import js_stream_restore_request, js_stream_snapshot_request  # noqa: E402
+
+_STREAM_HANDLERS["SNAPSHOT"] = js_stream_snapshot_request
+_STREAM_HANDLERS["RESTORE"] = js_stream_restore_request
+
+# -- consumers ---------------------------------------------------------------------------------
+
+
+def consumer_request(jsa, tokens, subject, reply, body):
+    """The `$JS.API.CONSUMER.>` part of Go's apiDispatch table."""
+    n = len(tokens)
+    op = tokens[3]
+    if op == "CREATE":
+        return js_consumer_create_request(jsa, tokens, reply, body)
+    if op == "DURABLE" and n == 7 and tokens[4] == "CREATE":
+        return js_consumer_create_request(jsa, tokens, reply, body)
+    if n == 5 and op in ("NAMES", "LIST"):
+        return js_consumer_list_request(jsa, tokens[4], reply, body, op == "NAMES")
+    if n == 6:
+        handler = _CONSUMER_HANDLERS.get(op)
+        if handler is not None:
+            handler(jsa, tokens[4], tokens[5], reply, body)
+    return None
+
+
+def js_consumer_create_request(jsa, tokens, reply, body):
+    """Go: jsConsumerCreateRequest (2.10's subject forms and actions)."""
+    rtype = JS_API_CONSUMER_CREATE_RESPONSE_TYPE
+    try:
+        req = decode_json(body)
+        stream = want(req, "stream_name", str, "")
+        cfg = ConsumerConfig.from_dict(req.get("config", {}))
+        action = want(req, "action", str, "")
+        if action not in ("", "create", "update"):
+            raise BadJSON()
+    except BadJSON:
+        return error_response(jsa, reply, rtype, api_error("InvalidJSON"))
+    n = len(tokens)
+    cname = filtered = ""
+    if n == 5:
+        kind = "ephemeral"
+        stream_name = tokens[4]
+    elif tokens[3] == "DURABLE":
+        kind = "durable"
+        stream_name, cname = tokens[5], tokens[6]
+    else:
+        kind = "new"
+        stream_name, cname = tokens[4], tokens[5]
+        if n > 6:
+            filtered = ".".join(tokens[6:])
+    if stream_name != stream:
+        return error_response(jsa, reply, rtype, api_error("StreamMismatch"))
+    if cname and ("/" in cname or "\\" in cname):
+        return error_response(jsa, reply, rtype, api_error("ConsumerNameContainsPathSeparators"))
+    if kind == "durable":
+        if not cfg.durable:
+            return error_response(jsa, reply, rtype, api_error("ConsumerDurableNameNotSet"))
+        if cname != cfg.durable:
+            return error_response(jsa, reply, rtype, api_error("ConsumerDurableNameNotMatchSubject"))
+    elif kind == "new":
+        if cfg.durable and cname != cfg.durable:
+            return error_response(jsa, reply, rtype, api_error("ConsumerDurableNameNotMatchSubject"))
+        cfg.name = cname
+    elif cfg.durable:
+        return error_response(jsa, reply, rtype, api_error("ConsumerEphemeralWithDurableName"))
+    if filtered and cfg.filter_subjects:
+        return error_response(jsa, reply, rtype, api_error("ConsumerMultipleFiltersNotAllowed"))
+    if filtered and cfg.filter_subject != filtered:
+        return error_response(jsa, reply, rtype, api_error("ConsumerCreateFilterSubjectMismatch"))
+    if cfg.replicas > 1:
+        return error_response(jsa, reply, rtype, api_error("StreamReplicasNotSupported"))
+    mset = jsa.streams.get(stream)
+    if mset is None:
+        return error_response(jsa, reply, rtype, api_error("StreamNotFound"))
+    try:
+        o = add_consumer(mset, cfg, action=action)
+    except ApiError as e:
+        return error_response(jsa, reply, rtype, e)
+    resp = {"type": rtype}
+    resp.update(o.info())
+    send_api_response(jsa, reply, resp)
+
+
+def js_consumer_list_request(jsa, stream, reply, body, names_only):
+    """Go: jsConsumerNamesRequest / jsConsumerListRequest."""
+    if names_only:
+        rtype, limit = JS_API_CONSUMER_NAMES_RESPONSE_TYPE, JS_API_NAMES_LIMIT
+    else:
+        rtype, limit = JS_API_CONSUMER_LIST_RESPONSE_TYPE, JS_API_LIST_LIMIT
+    paged = {"total": 0, "offset": 0, "limit": 0, "consumers": []}
+    offset = 0
+    if not is_empty_request(body):
+        try:
+            offset = want(decode_json(body), "offset", int, 0)
+        except BadJSON:
+            return error_response(jsa, reply, rtype, api_error("InvalidJSON"), **paged)
+    mset = jsa.streams.get(stream)
+    if mset is None:
+        return error_response(jsa, reply, rtype, api_error("StreamNotFound"), **paged)
+    obs = mset.public_consumers()
+    offset = min(max(offset, 0), len(obs))
+    page = obs[offset:offset + limit]
+    consumers = [o.name for o in page] if names_only else [o.info() for o in page]
+    send_api_response(jsa, reply, {"type": rtype, "total": len(obs), "offset": offset, "limit": limit,
+                                   "consumers": consumers})
+
+
+def _lookup_consumer(jsa, reply, rtype, stream, name, **extra):
+    """The consumer, or None after answering StreamNotFound / ConsumerNotFound."""
+    mset = jsa.streams.get(stream)
+    if mset is None:
+        error_response(jsa, reply, rtype, api_error("StreamNotFound"), **extra)
+        return None
+    o = mset.consumers.get(name)
+    if o is None:
+        error_response(jsa, reply, rtype, api_error("ConsumerNotFound"), **extra)
+    return o
+
+
+def js_consumer_info_request(jsa, stream, name, reply, body):
+    """Go: jsConsumerInfoRequest."""
+    rtype = JS_API_CONSUMER_INFO_RESPONSE_TYPE
+    if not is_empty_request(body):
+        return error_response(jsa, reply, rtype, api_error("NotEmptyRequest"))
+    o = _lookup_consumer(jsa, reply, rtype, stream, name)
+    if o is not None:
+        resp = {"type": rtype}
+        resp.update(o.info())
+        send_api_response(jsa, reply, resp)
+
+
+def js_consumer_delete_request(jsa, stream, name, reply, body):
+    """Go: jsConsumerDeleteRequest."""
+    rtype = JS_API_CONSUMER_DELETE_RESPONSE_TYPE
+    if not is_empty_request(body):
+        return error_response(jsa, reply, rtype, api_error("NotEmptyRequest"))
+    o = _lookup_consumer(jsa, reply, rtype, stream, name)
+    if o is not None:
+        o.delete()
+        send_api_response(jsa, reply, {"type": rtype, "success": True})
+
+
+def js_consumer_pause_request(jsa, stream, name, reply, body):
+    """Go 2.11: jsConsumerPauseRequest. `{"pause_until": time}` pauses until then; an empty
+    request or a zero time resumes."""
+    from .consumer import _time
+    rtype = JS_API_CONSUMER_PAUSE_RESPONSE_TYPE
+    until = None
+    if body.strip()[:1] in (b"{", b"["):
+        try:
+            until = _time(decode_json(body), "pause_until")
+        except BadJSON:
+            return error_response(jsa, reply, rtype, api_error("InvalidJSON"), paused=False, pause_until=ZERO_TIME)
+    o = _lookup_consumer(jsa, reply, rtype, stream, name, paused=False, pause_until=ZERO_TIME)
+    if o is None:
+        return
+    cfg = o.cfg.copy()
+    cfg.pause_until = until or None
+    o.update_config(cfg)
+    resp = {"type": rtype, "paused": False,
+            "pause_until": format_ts(until or 0)}
+    remaining = o.pause_remaining()
+    if remaining:
+        resp["paused"] = True
+        resp["pause_remaining"] = remaining
+    send_api_response(jsa, reply, resp)
+
+
+_CONSUMER_HANDLERS = {
+    "INFO": js_consumer_info_request,
+    "DELETE": js_consumer_delete_request,
+    "PAUSE": js_consumer_pause_request,
 }

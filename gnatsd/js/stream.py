@@ -7,8 +7,12 @@ processJetStreamMsg: Nats-Msg-Id dedupe, the Nats-Expected-* headers, Nats-Rollu
 limits, PubAck JSON), DIRECT.GET (processDirectGetRequest, getDirectRequest) and the
 stream's meta file (writeStreamMeta).
 
-Mirrors, sources and republish are not there yet: a config asking for them is refused
-("... not yet supported by gnatsd"), as are replicas above 1 (Go's non-clustered error).
+Also republish (with 2.10's Nats-Time-Stamp), the mirror and source configs and their checks
+(the copying itself is gnatsd/js/sources.py), and from newer servers: 2.10's
+subject_transform, first_seq, metadata and compression, 2.11's per-message TTL (Nats-TTL,
+allow_msg_ttl, subject_delete_marker_ttl). Their fields appear in a config's JSON only when
+set, so that what 2.9.10 clients see stays byte for byte 2.9.10's. Replicas above 1 are
+refused (Go's non-clustered error).
 
 A stream's messages arrive through an internal subscription of its account on each subject,
 run on the publisher's greenlet and never yield: the message goes to the store with
@@ -18,29 +22,34 @@ on disk (`on_synced`), so a publisher's readloop never waits for an fsync.
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
 
 from .. import gofmt
 from ..events import send_internal_msg
-from ..fs.filestore import FileStore, FileStoreConfig
+from ..fs.filestore import STREAM_META_FILE, STREAM_META_SUM, FileStore, FileStoreConfig
 from ..fs.memstore import MemStore
 from ..hub import run_blocking
+from ..opts import parse_go_duration
 from ..fs.store import (
     DISCARD_NEW, DISCARD_OLD, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, MEMORY_STORAGE,
     WORK_QUEUE_POLICY, ErrStoreClosed, StoreError,
 )
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_subset_match, subjects_collide
+from ..transform import SubjectTransform, TransformError, validate_mapping_destination
 from .errors import ApiError, api_error
 
 log = logging.getLogger("gnatsd")
 
 JS_MAX_NAME_LEN = 255  # Go: JSMaxNameLen
 JS_MAX_DESCRIPTION_LEN = 4 * 1024  # Go: JSMaxDescriptionLen
+JS_MAX_METADATA_LEN = 128 * 1024  # Go (2.10): JSMaxMetadataLen
 STREAM_MAX_REPLICAS = 5  # Go: StreamMaxReplicas
 STREAM_DEFAULT_DUPLICATES_WINDOW = 120 * 1_000_000_000  # Go: StreamDefaultDuplicatesWindow
 MS100 = 100 * 1_000_000
@@ -55,6 +64,9 @@ JS_EXPECTED_LAST_SEQ = b"Nats-Expected-Last-Sequence"
 JS_EXPECTED_LAST_SUBJ_SEQ = b"Nats-Expected-Last-Subject-Sequence"
 JS_EXPECTED_LAST_MSG_ID = b"Nats-Expected-Last-Msg-Id"
 JS_MSG_ROLLUP = b"Nats-Rollup"
+JS_STREAM_SOURCE = b"Nats-Stream-Source"
+JS_MESSAGE_TTL = b"Nats-TTL"  # 2.11
+JS_MARKER_REASON = b"Nats-Marker-Reason"  # 2.11
 CLIENT_INFO_HDR = b"Nats-Request-Info"
 JS_MSG_ROLLUP_SUBJECT = b"sub"
 JS_MSG_ROLLUP_ALL = b"all"
@@ -65,8 +77,6 @@ JS_ADVISORY_STREAM_DELETED_PRE = "$JS.EVENT.ADVISORY.STREAM.DELETED"
 JS_ADVISORY_STREAM_UPDATED_PRE = "$JS.EVENT.ADVISORY.STREAM.UPDATED"
 JS_STREAM_ACTION_ADVISORY_TYPE = "io.nats.jetstream.advisory.v1.stream_action"
 
-STREAM_META_FILE = "meta.inf"  # Go: JetStreamMetaFile
-STREAM_META_SUM = "meta.sum"  # Go: JetStreamMetaFileSum
 
 RETENTION = {"limits": LIMITS_POLICY, "interest": INTEREST_POLICY, "workqueue": WORK_QUEUE_POLICY}
 DISCARD = {"old": DISCARD_OLD, "new": DISCARD_NEW}
@@ -129,6 +139,99 @@ def is_valid_name(name):
     return bool(name) and not any(ch in name for ch in ".*> \t\r\n\f")
 
 
+# -- the nested parts of a config: mirror/sources, republish, subject transforms ------------
+
+
+def _transform_cfg(d):
+    """Go (2.10): SubjectTransformConfig {src, dest}, as a dict in Go's field order."""
+    if type(d) is not dict:
+        raise BadJSON()
+    return {"src": want(d, "src", str, ""), "dest": want(d, "dest", str, "")}
+
+
+class StreamSource:
+    """Go: StreamSource (a mirror or one of the sources). `opt_start_time` in ns (0: none)."""
+
+    __slots__ = ("name", "opt_start_seq", "opt_start_time", "filter_subject", "subject_transforms", "external")
+
+    @classmethod
+    def from_dict(cls, d):
+        """Raises BadJSON."""
+        if type(d) is not dict:
+            raise BadJSON()
+        d = {k.lower(): v for k, v in d.items() if v is not None}
+        ss = cls()
+        ss.name = want(d, "name", str, "")
+        ss.opt_start_seq = want(d, "opt_start_seq", int, 0, 0, 2**64 - 1)
+        t = want(d, "opt_start_time", str, "")
+        try:
+            ss.opt_start_time = parse_rfc3339(t) if t else 0
+        except ValueError:
+            raise BadJSON() from None
+        ss.filter_subject = want(d, "filter_subject", str, "")
+        trs = d.get("subject_transforms")
+        if trs is not None and type(trs) is not list:
+            raise BadJSON()
+        ss.subject_transforms = [_transform_cfg(t) for t in trs or ()]
+        ext = want(d, "external", dict, None)
+        ss.external = None if ext is None else {"api": want(ext, "api", str, ""),
+                                                "deliver": want(ext, "deliver", str, "")}
+        return ss
+
+    def to_dict(self):
+        d = {"name": self.name}
+        if self.opt_start_seq:
+            d["opt_start_seq"] = self.opt_start_seq
+        if self.opt_start_time:
+            d["opt_start_time"] = gofmt.format_time(self.opt_start_time)
+        if self.filter_subject:
+            d["filter_subject"] = self.filter_subject
+        if self.subject_transforms:
+            d["subject_transforms"] = [dict(t) for t in self.subject_transforms]
+        if self.external is not None:
+            d["external"] = dict(self.external)
+        return d
+
+
+def gather_source_mirror_subjects(jsa, cfg, seen=None):
+    """Go: gatherSourceMirrorSubjects with streamSourceSubjectsNotClustered: the subjects a
+    consumer's filters must be within, the stream's own and those its mirror or sources bring
+    (their origins', followed through theirs; 2.10's transform destinations where there are
+    transforms, the stream's subject_transform included). None when an external origin
+    makes them unknown (Go's hasExt: no check)."""
+    seen = set() if seen is None else seen
+    seen.add(cfg.name)
+    subjects = list(cfg.subjects)
+    if cfg.subject_transform and cfg.subject_transform.get("dest"):
+        subjects.append(cfg.subject_transform["dest"])
+    for ss in [cfg.mirror] if cfg.mirror is not None else cfg.sources or ():
+        if ss.external is not None:
+            return None
+        if ss.subject_transforms:
+            subjects.extend(t["dest"] or t["src"] or ">" for t in ss.subject_transforms)
+            continue
+        origin = jsa.streams.get(ss.name)
+        if origin is None or ss.name in seen:
+            continue
+        more = gather_source_mirror_subjects(jsa, origin.cfg, seen)
+        if more is None:
+            return None
+        subjects.extend(more)
+    return subjects
+
+
+def _republish_cfg(d):
+    """Go: RePublish {src?, dest, headers_only?}, as a dict in Go's field order."""
+    out = {}
+    src = want(d, "src", str, "")
+    if src:
+        out["src"] = src
+    out["dest"] = want(d, "dest", str, "")
+    if want(d, "headers_only", bool, False):
+        out["headers_only"] = True
+    return out
+
+
 class StreamConfig:
     """Go: StreamConfig. Durations in nanoseconds; enums as the store's constants."""
 
@@ -160,6 +263,13 @@ class StreamConfig:
         self.deny_delete = False
         self.deny_purge = False
         self.allow_rollup_hdrs = False
+        # 2.10 and 2.11 fields (in the JSON only when set: see to_dict)
+        self.compression = "none"
+        self.first_seq = 0
+        self.subject_transform = None
+        self.metadata = None
+        self.allow_msg_ttl = False
+        self.subject_delete_marker_ttl = 0
 
     @classmethod
     def from_dict(cls, d):
@@ -181,21 +291,38 @@ class StreamConfig:
         c.no_ack = want(d, "no_ack", bool, False)
         c.template_owner = want(d, "template_owner", str, "")
         c.duplicate_window = want(d, "duplicate_window", int, 0)
-        for key in ("placement", "mirror", "republish"):
-            setattr(c, key, want(d, key, dict, None))
+        c.placement = want(d, "placement", dict, None)
+        mirror = want(d, "mirror", dict, None)
+        c.mirror = None if mirror is None else StreamSource.from_dict(mirror)
         sources = d.get("sources")
-        if sources is not None and (type(sources) is not list or not all(type(s) is dict for s in sources)):
+        if sources is not None and type(sources) is not list:
             raise BadJSON()
-        c.sources = sources
+        c.sources = [StreamSource.from_dict(s) for s in sources] if sources else None
+        republish = want(d, "republish", dict, None)
+        c.republish = None if republish is None else _republish_cfg(republish)
         for key in ("allow_direct", "mirror_direct", "discard_new_per_subject", "sealed", "deny_delete",
-                    "deny_purge", "allow_rollup_hdrs"):
+                    "deny_purge", "allow_rollup_hdrs", "allow_msg_ttl"):
             setattr(c, key, want(d, key, bool, False))
+        c.compression = want(d, "compression", str, "none")
+        if c.compression not in ("none", "s2"):
+            raise BadJSON()  # Go: "unknown compression algorithm" from the decoder
+        c.first_seq = want(d, "first_seq", int, 0, 0, 2**64 - 1)
+        st = want(d, "subject_transform", dict, None)
+        c.subject_transform = None if st is None else _transform_cfg(st)
+        md = want(d, "metadata", dict, None)
+        if md is not None and not all(type(v) is str for v in md.values()):
+            raise BadJSON()
+        c.metadata = md or None
+        c.subject_delete_marker_ttl = want(d, "subject_delete_marker_ttl", int, 0)
         return c
 
     def copy(self):
+        """A copy whose lists and nested parts the checks may change."""
         c = StreamConfig()
         c.__dict__.update(self.__dict__)
         c.subjects = list(self.subjects)
+        if self.republish is not None:
+            c.republish = dict(self.republish)
         return c
 
     def to_dict(self):
@@ -224,6 +351,18 @@ class StreamConfig:
             d["duplicate_window"] = self.duplicate_window
         if self.placement is not None:
             d["placement"] = self.placement
+        if self.mirror is not None:
+            d["mirror"] = self.mirror.to_dict()
+        if self.sources:
+            d["sources"] = [s.to_dict() for s in self.sources]
+        if self.compression != "none":
+            d["compression"] = self.compression
+        if self.first_seq:
+            d["first_seq"] = self.first_seq
+        if self.subject_transform is not None:
+            d["subject_transform"] = dict(self.subject_transform)
+        if self.republish is not None:
+            d["republish"] = dict(self.republish)
         d["allow_direct"] = self.allow_direct
         d["mirror_direct"] = self.mirror_direct
         if self.discard_new_per_subject:
@@ -232,6 +371,12 @@ class StreamConfig:
         d["deny_delete"] = self.deny_delete
         d["deny_purge"] = self.deny_purge
         d["allow_rollup_hdrs"] = self.allow_rollup_hdrs
+        if self.allow_msg_ttl:
+            d["allow_msg_ttl"] = True
+        if self.subject_delete_marker_ttl:
+            d["subject_delete_marker_ttl"] = self.subject_delete_marker_ttl
+        if self.metadata:
+            d["metadata"] = gofmt.GoMap(self.metadata)
         return d
 
     def __eq__(self, other):
@@ -242,14 +387,18 @@ def _invalid(text):
     return api_error("StreamInvalidConfigF", text)
 
 
-def check_stream_cfg(jsa, config):
-    """Go: checkStreamCfg. The config with Go's defaults filled in; raises ApiError."""
+def check_stream_cfg(jsa, config, recovering=False):
+    """Go: checkStreamCfg. The config with Go's defaults filled in; raises ApiError.
+    `recovering`: the config comes from disk (Go skips the checks against other streams
+    that may not be back yet)."""
     if not is_valid_name(config.name):
         raise _invalid("stream name is required and can not contain '.', '*', '>'")
     if len(config.name) > JS_MAX_NAME_LEN:
         raise _invalid(f"stream name is too long, maximum allowed is {JS_MAX_NAME_LEN}")
     if len(config.description) > JS_MAX_DESCRIPTION_LEN:
         raise _invalid(f"stream description is too long, maximum allowed is {JS_MAX_DESCRIPTION_LEN}")
+    if config.metadata and sum(len(k) + len(v) for k, v in config.metadata.items()) > JS_MAX_METADATA_LEN:
+        raise _invalid(f"stream metadata exceeds maximum size of {JS_MAX_METADATA_LEN} bytes")
     cfg = config.copy()
     if cfg.storage == 0:
         cfg.storage = FILE_STORAGE
@@ -283,10 +432,12 @@ def check_stream_cfg(jsa, config):
             raise _invalid("discard new per subject requires discard new policy to be set")
         if cfg.max_msgs_per_subject <= 0:
             raise _invalid("discard new per subject requires max msgs per subject > 0")
-    if cfg.mirror is not None or cfg.sources or cfg.republish is not None:
-        raise _invalid("stream mirrors, sources and republish are not yet supported by gnatsd")
+    check_msg_ttl_cfg(cfg)
+    if cfg.mirror is not None or cfg.sources:
+        check_mirror_and_sources(jsa, cfg, recovering)
     if not cfg.subjects:
-        cfg.subjects = [cfg.name]
+        if cfg.mirror is None and not cfg.sources:
+            cfg.subjects = [cfg.name]
     else:
         seen = set()
         for subj in cfg.subjects:
@@ -310,7 +461,135 @@ def check_stream_cfg(jsa, config):
             for tsubj in cfg.subjects:
                 if tsubj != subj and subjects_collide(tsubj.encode(), subj.encode()):
                     raise _invalid(f"subject {gofmt.go_quote(subj)} overlaps with {gofmt.go_quote(tsubj)}")
+    if cfg.subject_transform is not None:
+        st = cfg.subject_transform
+        check_transform(st["src"], st["dest"], "StreamTransformInvalidSource", "StreamTransformInvalidDestination")
+    if cfg.republish is not None:
+        check_republish_cfg(cfg)
     return cfg
+
+
+def check_transform(src, dest, bad_source, bad_dest):
+    """Go (2.10): a SubjectTransformConfig's checks (IsValidSubject of the source, then
+    ValidateMapping), raising the ApiError named `bad_source` or `bad_dest`."""
+    if src and not is_valid_subject(src.encode()):
+        raise api_error(bad_source, f"invalid subject {src}")
+    if dest:
+        try:
+            validate_mapping_destination(dest)
+            SubjectTransform(src or ">", dest)
+        except TransformError as e:
+            raise api_error(bad_dest, e) from None
+
+
+def check_msg_ttl_cfg(cfg):
+    """Go (2.11): the subject_delete_marker_ttl checks of checkStreamCfg, not pedantic: the
+    markers turn on allow_msg_ttl and roll-ups."""
+    sdm = cfg.subject_delete_marker_ttl
+    if sdm > 0:
+        if sdm < 1_000_000_000:
+            raise _invalid("subject delete marker TTL must be at least 1 second")
+        cfg.allow_msg_ttl = True
+        if not cfg.allow_rollup_hdrs:
+            cfg.allow_rollup_hdrs, cfg.deny_purge = True, False
+    elif sdm < 0:
+        raise _invalid("subject delete marker TTL must not be negative")
+
+
+def check_mirror_and_sources(jsa, cfg, recovering):
+    """Go: the mirror and source part of checkStreamCfg (2.9.10, with 2.10's checks of names,
+    duplicates, filters and transforms). A mirror's mirror_direct follows its origin's
+    allow_direct. `external` (another account or domain) is refused: gnatsd only follows
+    streams of the same account."""
+    streams = jsa.streams if jsa is not None else {}
+    if cfg.mirror is not None:
+        m = cfg.mirror
+        if cfg.first_seq > 0:
+            raise api_error("MirrorWithFirstSeq")
+        if cfg.subjects:
+            raise api_error("MirrorWithSubjects")
+        if cfg.sources:
+            raise api_error("MirrorWithSources")
+        if m.filter_subject and m.subject_transforms:
+            raise api_error("MirrorMultipleFiltersNotAllowed")
+        if cfg.subject_delete_marker_ttl > 0:
+            raise _invalid("subject delete markers forbidden on mirrors")
+        _check_source_transforms(m, "Mirror")
+        _check_origin(streams, cfg, m, "mirror", "MirrorMaxMessageSizeTooBig", recovering)
+        origin = streams.get(m.name)
+        if origin is not None:
+            cfg.mirror_direct = origin.cfg.allow_direct
+    names = set()
+    for src in cfg.sources or ():
+        if not is_valid_name(src.name):
+            raise api_error("SourceInvalidStreamName")
+        if src.name in names:
+            # Go 2.10 tells sources apart by name, filter and transforms; gnatsd by name,
+            # as its Nats-Stream-Source header does (2.9.10's form).
+            raise api_error("SourceDuplicateDetected")
+        names.add(src.name)
+        if src.filter_subject and src.subject_transforms:
+            raise api_error("SourceMultipleFiltersNotAllowed")
+        _check_source_transforms(src, "Source")
+        _check_origin(streams, cfg, src, "source", "SourceMaxMessageSizeTooBig", recovering)
+    # Go: the cycle check, through sources and mirrors of the streams that exist.
+    to_visit = [cfg]
+    visited = set()
+    while to_visit:
+        c = to_visit.pop(0)
+        visited.add(c.name)
+        for ss in list(c.sources or ()) + ([c.mirror] if c.mirror is not None else []):
+            if ss.name in visited:
+                raise _invalid("detected cycle")
+            origin = streams.get(ss.name)
+            if origin is not None:
+                to_visit.append(origin.cfg)
+
+
+def _check_source_transforms(ss, kind):
+    """Go (2.10): the subject_transforms of a mirror (`kind` "Mirror") or source ("Source")."""
+    trs = ss.subject_transforms
+    for t in trs:
+        check_transform(t["src"], t["dest"], kind + "InvalidSubjectFilter", kind + "InvalidTransformDestination")
+    for i, t in enumerate(trs):
+        for j, u in enumerate(trs):
+            if i != j and (subjects_collide(t["src"].encode(), u["src"].encode()) if kind == "Mirror"
+                           else subject_is_subset_match(t["src"].encode(), u["src"].encode())):
+                raise api_error(kind + "OverlappingSubjectFilters")
+
+
+def _check_origin(streams, cfg, ss, kind, too_big, recovering):
+    """Go: the checks of a mirror or source against its origin stream, when it exists."""
+    if ss.external is not None:
+        raise _invalid(f"stream {kind} with external is not supported by gnatsd")
+    if kind == "mirror" and not is_valid_name(ss.name):
+        raise api_error("MirrorInvalidStreamName")
+    origin = streams.get(ss.name)
+    if origin is None:
+        return
+    ocfg = origin.cfg
+    if cfg.max_msg_size > 0 and ocfg.max_msg_size > 0 and cfg.max_msg_size < ocfg.max_msg_size:
+        raise api_error(too_big)
+    filt = ss.filter_subject
+    if not recovering and filt and ocfg.subjects and \
+            not any(subjects_collide(s.encode(), filt.encode()) for s in ocfg.subjects):
+        raise _invalid(f"{kind} '{ss.name}' filter subject '{filt}' does not overlap with any origin stream subject")
+
+
+def check_republish_cfg(cfg):
+    """Go: the republish checks of checkStreamCfg (2.9.10's texts). An empty `src` is `>`."""
+    rp = cfg.republish
+    src = rp.get("src") or ">"
+    rp = {"src": src, **{k: v for k, v in rp.items() if k != "src"}}
+    cfg.republish = rp
+    if not any(subjects_collide(src.encode(), s.encode()) for s in cfg.subjects):
+        raise _invalid("stream configuration for republish source is not valid subset of subjects")
+    if any(subjects_collide(rp["dest"].encode(), s.encode()) for s in cfg.subjects):
+        raise _invalid("stream configuration for republish destination forms a cycle")
+    try:
+        SubjectTransform(src, rp["dest"])
+    except TransformError:
+        raise _invalid("stream configuration for republish not valid") from None
 
 
 def config_update_check(jsa, old, new):
@@ -334,6 +613,12 @@ def config_update_check(jsa, old, new):
         raise _invalid("stream configuration update can not cancel deny message deletes")
     if not cfg.deny_purge and old.deny_purge:
         raise _invalid("stream configuration update can not cancel deny purge")
+    if (cfg.mirror and cfg.mirror.to_dict()) != (old.mirror and old.mirror.to_dict()):
+        raise api_error("StreamMirrorNotUpdatable")
+    if cfg.republish != old.republish:
+        raise _invalid("stream configuration update can not change RePublish")
+    if old.allow_msg_ttl and not cfg.allow_msg_ttl:
+        raise _invalid("message TTL status can not be disabled")
     if cfg.sealed:
         cfg.max_age = 0
         cfg.discard = DISCARD_NEW
@@ -388,8 +673,16 @@ class Stream:
         self.ddarr = deque()  # (ts, id), oldest first
         self.lmsg_id = ""
         self.closed = False
+        self.consumers = {}  # name -> consumer.Consumer (Go: consumers, cList)
+        self.num_filter = 0  # consumers with a filter (Go: numFilter)
+        self.perr = None  # the ApiError of the last message refused (read by sources.py)
+        self.mirror = None  # sources.SourceInfo of the mirror (Go: mset.mirror)
+        self.sources = {}  # origin name -> sources.SourceInfo (Go: mset.sources)
+        self.followers = set()  # the SourceInfos of mirrors and sources copying this stream
+        self.set_transforms()
         self.set_pub_ack()
         store.register_storage_updates(self.storage_updated)
+        self.set_subject_delete_markers()
 
     @property
     def name(self):
@@ -409,8 +702,97 @@ class Stream:
             self.pub_ack = f'{{"stream":{name}, "seq":'.encode()
 
     def storage_updated(self, md, bd, seq, subj):
-        """Go: storeUpdates. Keeps the account's and the server's usage."""
+        """Go: storeUpdates. Keeps the account's and the server's usage; a single removal
+        is passed to the consumers (their pending counts, a pending delivery of it); a stored
+        message wakes the mirrors and sources copying this stream."""
+        if md == -1 and seq > 0 and self.consumers:
+            for o in list(self.consumers.values()):
+                o.dec_stream_pending(seq, subj)
         self.jsa.update_usage(self.cfg.storage, bd)
+        if md > 0 and self.followers:
+            for si in self.followers:
+                si.wake.set()
+
+    # -- per-message TTL (2.11) ----------------------------------------------------------------
+
+    def set_subject_delete_markers(self):
+        """Go (2.11): with subject_delete_marker_ttl, the store hands over the last message of
+        a subject when it expires."""
+        self.store.sdm_cb = self.subject_delete_marker if self.cfg.subject_delete_marker_ttl > 0 else None
+
+    def subject_delete_marker(self, seq, subj):
+        """Go: handleRemovalOrSdm. The expiring message is its subject's last: a marker
+        (Nats-Marker-Reason: MaxAge, with its own TTL and a subject roll-up that removes the
+        message) takes its place; an expiring marker just goes."""
+        try:
+            sm = self.store.load_msg(seq)
+        except StoreError:
+            return
+        if get_header(JS_MARKER_REASON, sm.hdr):
+            self.store.remove_msg(seq, wait=False)
+            return
+        ttl = gofmt.duration_string(self.cfg.subject_delete_marker_ttl // 1_000_000_000 * 1_000_000_000)
+        hdr = (b"NATS/1.0\r\n" + JS_MARKER_REASON + b": MaxAge\r\n" + JS_MESSAGE_TTL + b": " + ttl.encode() +
+               b"\r\n" + JS_MSG_ROLLUP + b": " + JS_MSG_ROLLUP_SUBJECT + b"\r\n\r\n")
+        self.process_jetstream_msg(subj, None, hdr, b"")
+
+    def rebuild_ttls(self):
+        """After recovery: the TTLs of the stored messages, from their Nats-TTL headers (Go
+        keeps them in the store's own state)."""
+        if not self.cfg.allow_msg_ttl:
+            return
+        store = self.store
+        seq = store.fast_state().first_seq
+        while True:
+            sm = store.load_next_msg(b">", True, seq)
+            if sm is None:
+                break
+            ttl = parse_message_ttl(get_header(JS_MESSAGE_TTL, sm.hdr) or b"0") if sm.hdr else 0
+            if ttl:
+                store.track_ttl(sm.seq, ttl)
+            seq = sm.seq + 1
+
+    # -- transforms, mirrors and sources ---------------------------------------------------------
+
+    def set_transforms(self):
+        """Go: the stream's input transform (2.10 subject_transform, Go: mset.itr) and its
+        republish transform (Go: mset.tr)."""
+        cfg = self.cfg
+        st = cfg.subject_transform
+        self.itr = SubjectTransform(st["src"] or ">", st["dest"]) if st and st["dest"] else None
+        rp = cfg.republish
+        self.tr = SubjectTransform(rp["src"], rp["dest"]) if rp else None
+
+    def followers_of(self, name):
+        """This stream's mirror or sources that copy the stream `name`."""
+        if self.mirror is not None:
+            return [self.mirror] if self.mirror.name == name else []
+        si = self.sources.get(name)
+        return [si] if si is not None else []
+
+    def mirror_and_sources_info(self, d):
+        """Go: mirrorInfo / sourcesInfo into a StreamInfo dict."""
+        if self.mirror is not None:
+            d["mirror"] = self.mirror.to_dict()
+        if self.sources:
+            d["sources"] = [si.to_dict() for si in self.sources.values()]
+
+    def republish(self, subject, hdr, msg, seq, ts, tlseq):
+        """Go: the republish of processJetStreamMsg (with 2.10's Nats-Time-Stamp): the stored
+        message, or only its size with headers_only, to the transformed subject."""
+        try:
+            tsubj = self.tr.match(subject.decode("utf-8", "surrogateescape"))
+        except TransformError:
+            return
+        name = self.cfg.name.encode()
+        extra = (b"Nats-Stream: " + name + b"\r\nNats-Subject: " + subject + b"\r\nNats-Sequence: " +
+                 str(seq).encode() + b"\r\nNats-Time-Stamp: " + gofmt.format_time(ts).encode() +
+                 b"\r\nNats-Last-Sequence: " + str(tlseq).encode() + b"\r\n")
+        if self.cfg.republish.get("headers_only"):
+            extra += b"Nats-Msg-Size: " + str(len(msg)).encode() + b"\r\n"
+            msg = b""
+        hdr = (hdr[:-2] if hdr else b"NATS/1.0\r\n") + extra + b"\r\n"
+        self.send(tsubj, (hdr, msg))
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -418,6 +800,9 @@ class Stream:
         """Go: subscribeToStream. One internal subscription per subject; DIRECT.GET if allowed."""
         for subj in self.cfg.subjects:
             self.subs.append(self.acc.subscribe_internal(subj.encode(), self.process_inbound_jetstream_msg))
+        if self.cfg.mirror is not None or self.cfg.sources:
+            from .sources import setup_mirror_and_sources
+            setup_mirror_and_sources(self)
         if self.cfg.allow_direct:
             self.subscribe_to_direct()
 
@@ -439,8 +824,10 @@ class Stream:
 
     def unsubscribe_to_stream(self):
         """Go: unsubscribeToStream."""
+        from .sources import stop_mirror_and_sources
         self.unsubscribe(self.subs)
         self.unsubscribe(self.direct_subs)
+        stop_mirror_and_sources(self)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -450,6 +837,7 @@ class Stream:
 
     def pub_ack_error(self, reply, err):
         """Go: a JSPubAckResponse with an error: {"error":{...},"stream":name}."""
+        self.perr = err
         if reply:
             resp = {"error": err.to_dict(), "stream": self.cfg.name, "seq": 0}
             self.send(reply, gofmt.marshal(resp).encode())
@@ -477,20 +865,32 @@ class Stream:
         if self.cfg.sealed:
             self.pub_ack_error(reply, api_error("StreamSealed"))
             return
+        if self.itr is not None:
+            subject = self.transform_subject(subject)
         hdr = c.pa_hdr
         if hdr > 0:
             self.process_jetstream_msg(subject, reply, msg[:hdr], msg[hdr:-2])
         else:
             self.process_jetstream_msg(subject, reply, b"", msg[:-2])
 
-    def process_jetstream_msg(self, subject, reply, hdr, msg):
-        """Go: processJetStreamMsg, for one server. Does not yield."""
+    def transform_subject(self, subject):
+        """Go (2.10): the stream's subject_transform on a published subject (unchanged if it
+        does not match)."""
+        try:
+            return self.itr.match(subject.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        except TransformError:
+            return subject
+
+    def process_jetstream_msg(self, subject, reply, hdr, msg, lseq=0, ts=0, sourced=False):
+        """Go: processJetStreamMsg, for one server. Does not yield. A mirror passes the
+        origin's sequence - 1 and time (`lseq`, `ts`); a source sets `sourced`."""
         cfg = self.cfg
         store = self.store
         can_respond = not cfg.no_ack and bool(reply)
         reply = reply if can_respond else None
         msg_id = ""
         rollup = None
+        ttl = 0
         if hdr:
             hdr = remove_header(hdr, CLIENT_INFO_HDR)
         if hdr:
@@ -518,9 +918,9 @@ class Stream:
                     return
             bseq = get_header(JS_EXPECTED_LAST_SEQ, hdr)
             if bseq:
-                lseq = store.fast_state().last_seq
-                if _parse_seq(bseq) != lseq:
-                    self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=lseq))
+                last = store.fast_state().last_seq
+                if _parse_seq(bseq) != last:
+                    self.pub_ack_error(reply, api_error("StreamWrongLastSequenceErrF", seq=last))
                     return
             lid = get_header(JS_EXPECTED_LAST_MSG_ID, hdr)
             if lid:
@@ -534,6 +934,24 @@ class Stream:
                     return
                 if rollup not in (JS_MSG_ROLLUP_SUBJECT, JS_MSG_ROLLUP_ALL):
                     return  # Go: "rollup value invalid", no answer
+            ttl = get_header(JS_MESSAGE_TTL, hdr)
+            if ttl:
+                ttl = parse_message_ttl(ttl)
+                if ttl is None:
+                    self.pub_ack_error(reply, api_error("MessageTTLInvalid"))
+                    return
+                if ttl and not cfg.allow_msg_ttl:
+                    if not sourced and not ts:
+                        self.pub_ack_error(reply, api_error("MessageTTLDisabled"))
+                        return
+                    ttl = 0  # Go: a copied message keeps its header, its TTL does not apply
+                sdm = cfg.subject_delete_marker_ttl // 1_000_000_000
+                if 0 < ttl < sdm and cfg.max_msgs_per_subject != 1:
+                    # Go: no message outlives its subject's delete marker
+                    ttl = sdm
+                    hdr = remove_header(hdr, JS_MESSAGE_TTL)
+                    hdr = (hdr[:-2] if hdr else b"NATS/1.0\r\n") + JS_MESSAGE_TTL + b": " + str(ttl).encode() + \
+                        b"\r\n\r\n"
         if cfg.max_msg_size >= 0 and len(hdr) + len(msg) > cfg.max_msg_size:
             self.pub_ack_error(reply, api_error("StreamMessageExceedsMaximum"))
             return
@@ -544,7 +962,7 @@ class Stream:
             log.error("JetStream resource limits exceeded for server")
             self.pub_ack_error(reply, api_error("InsufficientResources"))
             return
-        if cfg.retention == INTEREST_POLICY and self.num_consumers() == 0:
+        if cfg.retention == INTEREST_POLICY and self.no_interest(subject):
             # Go: no interest, nothing to keep: the sequence is used, the message dropped.
             seq = store.skip_msg(wait=False)
             self.lmsg_id = msg_id
@@ -555,8 +973,13 @@ class Stream:
             return
         olmsg_id = self.lmsg_id
         self.lmsg_id = msg_id
+        tlseq = store.filtered_state(0, subject).last if self.tr is not None else 0
         try:
-            seq, ts = store.store_msg(subject, hdr, msg, wait=False)
+            if ts:
+                seq = lseq + 1
+                store.store_raw_msg(subject, hdr, msg, seq, ts, wait=False)
+            else:
+                seq, ts = store.store_msg(subject, hdr, msg, wait=False)
         except (StoreError, OSError) as e:
             self.lmsg_id = olmsg_id
             if isinstance(e, OSError):
@@ -578,12 +1001,104 @@ class Stream:
             # message (on its subject for "sub"); without waiting, the ack's sync covers it.
             subj = subject if rollup == JS_MSG_ROLLUP_SUBJECT else b""
             store.purge_ex(subj, seq, 0, wait=False)
+        if ttl:
+            store.track_ttl(seq, ttl)
+        if self.tr is not None:
+            self.republish(subject, hdr, msg, seq, ts, tlseq)
         if reply:
             store.on_synced(self._acked, reply, seq)
+        if self.consumers:
+            self.signal_consumers(subject, seq)
+
+    # -- consumers -----------------------------------------------------------------------------
 
     def num_consumers(self):
-        """Go: len(mset.consumers). Consumers come with consumer.py."""
-        return 0
+        """Go: numConsumers."""
+        return len(self.consumers)
+
+    def num_public_consumers(self):
+        """Go: numPublicConsumers (those not `direct`)."""
+        return sum(1 for o in self.consumers.values() if not o.cfg.direct)
+
+    def public_consumers(self):
+        """Go: getPublicConsumers, sorted by name."""
+        return sorted((o for o in self.consumers.values() if not o.cfg.direct), key=lambda o: o.name)
+
+    def set_consumer(self, o):
+        """Go: setConsumer."""
+        self.consumers[o.name] = o
+        if o.filters:
+            self.num_filter += 1
+
+    def remove_consumer(self, o):
+        """Go: removeConsumer."""
+        if self.consumers.get(o.name) is o:
+            del self.consumers[o.name]
+            if o.filters and self.num_filter > 0:
+                self.num_filter -= 1
+
+    def no_interest(self, subject):
+        """Go: processJetStreamMsg's noInterest for interest retention: no consumer, or none
+        whose filter takes `subject`."""
+        if not self.consumers:
+            return True
+        if self.num_filter == 0:
+            return False
+        return not any(not o.filters or o.is_filtered_match(subject) for o in self.consumers.values())
+
+    def signal_consumers(self, subject, seq):
+        """Go: signalConsumers, inline: each consumer whose filter takes `subject` learns of
+        `seq` (a counter and an Event; nothing yields)."""
+        for o in self.consumers.values():
+            if not o.filters or o.is_filtered_match(subject):
+                o.process_stream_signal(seq)
+
+    def partition_unique(self, partitions):
+        """Go: partitionUnique (2.10: several filters). No consumer's filter overlaps."""
+        for o in self.consumers.values():
+            if not o.filters:
+                return False
+            for f, _ in o.filters:
+                for p in partitions:
+                    p = p.encode()
+                    if subject_is_subset_match(p, f) or subject_is_subset_match(f, p):
+                        return False
+        return True
+
+    def potential_filtered_consumers(self):
+        """Go: potentialFilteredConsumers."""
+        subjects = self.cfg.subjects
+        if not self.consumers or not subjects:
+            return False
+        return len(subjects) > 1 or subject_has_wildcard(subjects[0].encode())
+
+    def check_interest(self, seq, obs):
+        """Go: checkInterest. Whether a consumer other than `obs` still needs `seq`."""
+        subj = b""
+        if self.potential_filtered_consumers():
+            try:
+                subj = self.store.load_msg(seq).subj
+            except StoreError:
+                return False
+        return any(o is not obs and o.need_ack(seq, subj) for o in self.consumers.values())
+
+    def ack_msg(self, o, seq):
+        """Go: ackMsg. A consumer acked `seq` on an interest or work-queue stream: remove it
+        once no other consumer needs it. Does not yield."""
+        retention = self.cfg.retention
+        if retention == LIMITS_POLICY:
+            return
+        if seq < self.store.fast_state().first_seq:
+            return
+        if retention == WORK_QUEUE_POLICY:
+            should_remove = not any(c.cfg.direct for c in self.consumers.values()) or not self.check_interest(seq, o)
+        else:
+            should_remove = not self.check_interest(seq, o)
+        if should_remove:
+            try:
+                self.store.remove_msg(seq, wait=False)
+            except StoreError:
+                pass
 
     def _acked(self, err, reply, seq):
         """The store has `seq` on disk (or failed to): answer the publisher."""
@@ -660,12 +1175,18 @@ class Stream:
              "state": self.state_dict(details)}
         if self.jsa.js.domain:
             d["domain"] = self.jsa.js.domain
+        self.mirror_and_sources_info(d)
         return d
 
     def update(self, cfg):
         """Go: stream.update. `cfg` passed config_update_check. May yield (the meta file)."""
         old = self.cfg
         self.cfg = cfg
+        self.set_transforms()
+        self.set_subject_delete_markers()
+        if [s.to_dict() for s in cfg.sources or ()] != [s.to_dict() for s in old.sources or ()]:
+            from .sources import update_sources
+            update_sources(self)
         if cfg.subjects != old.subjects:
             self.unsubscribe(self.subs)
             for subj in cfg.subjects:
@@ -687,8 +1208,18 @@ class Stream:
         seq = req.get("seq", 0) if req else 0
         keep = req.get("keep", 0) if req else 0
         if not subject and not seq and not keep:
-            return self.store.purge()
-        return self.store.purge_ex(subject.encode(), seq, keep)
+            purged = self.store.purge()
+        else:
+            purged = self.store.purge_ex(subject.encode(), seq, keep)
+        st = self.store.fast_state()
+        fseq, lseq = st.first_seq, st.last_seq
+        if subject:
+            fseq = self.store.filtered_state(st.first_seq, subject.encode()).first
+        for o in list(self.consumers.values()):
+            if subject and not o.is_filtered_match(subject.encode()):
+                continue
+            o.purge(fseq, lseq)
+        return purged
 
     def delete_msg(self, seq, no_erase):
         """Go: deleteMsg / eraseMsg. May yield."""
@@ -702,6 +1233,11 @@ class Stream:
             return
         self.closed = True
         self.unsubscribe_to_stream()
+        for o in list(self.consumers.values()):
+            o.stop_with_flags(delete, delete, stream_gone=True)
+        self.consumers.clear()
+        for si in self.followers:
+            si.wake.set()  # they find the stream gone
         if delete:
             self.send_action_advisory("delete")
             self.store.delete()  # a file store removes its directory, meta files included
@@ -787,6 +1323,20 @@ class Stream:
             return None
 
 
+def parse_message_ttl(b):
+    """Go (2.11): parseMessageTTL of a Nats-TTL value: seconds (> 0), -1 for "never", 0 for
+    none; None when invalid. A duration ("1h", "90s") must be at least a second; else a
+    plain count of seconds."""
+    s = b.decode("utf-8", "replace")
+    if s.lower() == "never":
+        return -1
+    try:
+        secs = parse_go_duration(s)
+    except ValueError:
+        return int(b) if b.isdigit() else None
+    return int(secs) if secs >= 1 else None
+
+
 def _parse_seq(b):
     """Go: uint64(parseInt64(b)): decimal digits only, else -1 (which no sequence equals)."""
     return int(b) if b.isdigit() else -1
@@ -836,13 +1386,27 @@ def load_stream_meta(sdir):
 
 
 def parse_go_time(s):
-    """An RFC 3339 time with up to nanoseconds (as format_time writes it) -> ns."""
-    import calendar
+    """A JSON time.Time (RFC 3339; the zero time and "" give 0) -> ns. Raises ValueError."""
     if not s or s == ZERO_TIME:
         return 0
-    base, _, frac = s.rstrip("Z").partition(".")
-    secs = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    return secs * 1_000_000_000 + int((frac + "000000000")[:9] if frac else 0)
+    return parse_rfc3339(s)
+
+
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):(\d\d))\Z")
+
+
+def parse_rfc3339(s):
+    """Go: time.Time's UnmarshalJSON (RFC 3339 with an optional fraction) -> ns since the
+    epoch. Raises ValueError."""
+    m = _RFC3339.match(s)
+    if m is None:
+        raise ValueError(f"invalid time {s!r}")
+    y, mo, d, h, mi, sec = (int(m.group(i)) for i in range(1, 7))
+    secs = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0))
+    if m.group(9):
+        off = int(m.group(10)) * 3600 + int(m.group(11)) * 60
+        secs -= off if m.group(9) == "+" else -off
+    return secs * 1_000_000_000 + int((m.group(7) or "").ljust(9, "0"))
 
 
 __all__ = ["ApiError", "BadJSON", "Stream", "StreamConfig", "check_stream_cfg", "config_update_check"]

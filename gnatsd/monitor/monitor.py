@@ -739,7 +739,8 @@ ERR_SKIP_ZREQ = "filtered response"  # Go: errSkipZreq
 
 def jsz(s, opts=None):
     """Go: Jsz, for one server: the JetStream config, usage and API counts; with `accounts`
-    (or `account`), each JetStream account, with `streams` its streams."""
+    (or `account`), each JetStream account, with `streams` its streams, with `consumer`
+    their consumers (ConsumerInfo, its config only with `config`)."""
     if opts is not None and opts.leader_only:
         raise MonitorError(f"{ERR_SKIP_ZREQ}: not leader")
     js = getattr(s, "js", None)
@@ -775,7 +776,7 @@ def jsz(s, opts=None):
         "ha_assets": 0,
         "api": {"total": js.api_total, "errors": js.api_errors},
         "streams": nstreams,
-        "consumers": 0,
+        "consumers": sum(jsa.num_consumers() for jsa in js.accounts.values()),
         "messages": msgs,
         "bytes": nbytes,
     }
@@ -798,6 +799,16 @@ def jsz(s, opts=None):
                     if opts.config:
                         e["config"] = mset.cfg.to_dict()
                     e["state"] = mset.state_dict()
+                    if opts.consumer:
+                        cd = []
+                        for o in mset.public_consumers():
+                            info = o.info()
+                            if not opts.config:
+                                del info["config"]
+                            cd.append(info)
+                        if cd:
+                            e["consumer_detail"] = cd
+                    mset.mirror_and_sources_info(e)
                     sd.append(e)
                 ad["stream_detail"] = sd
             details.append(ad)
