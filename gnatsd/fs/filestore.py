@@ -52,6 +52,7 @@ minutes by default).
 """
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import os
@@ -226,8 +227,8 @@ def _snappy_len(data):
 class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
-    __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "last_off", "first", "last",
-                 "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
+    __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "pend_offs", "last_off", "first",
+                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
 
     def __init__(self, index, path, fd):
         self.index = index
@@ -236,7 +237,8 @@ class _MsgBlock:
         self.size = 0  # bytes in the block, where the next record goes
         self.flushed = 0  # bytes written to the file; the rest, size - flushed, is in pend
         self.alloc = 0  # the file's size: written bytes, then preallocated ones (zeros)
-        self.pend = []  # records appended but not yet written (only in the last block)
+        self.pend = []  # records appended but not yet written (only in the last block): record, CRC, ...
+        self.pend_offs = []  # the offset of each record in pend
         self.last_off = -1  # offset of the last record
         self.first = 0  # lowest and highest MSG sequence in the file
         self.last = 0
@@ -247,13 +249,10 @@ class _MsgBlock:
         self.compacting = False
         self.erased_while = None  # sequences erased while the compactor ran
 
-    def buffered(self, off, n):
-        """`n` bytes at offset `off` of the records not yet written."""
-        pend = self.pend
-        if len(pend) > 1:
-            pend[:] = [b"".join(pend)]
-        start = off - self.flushed
-        return pend[0][start:start + n]
+    def buffered(self, off):
+        """The record at offset `off`, with its CRC, not yet written."""
+        i = bisect.bisect_left(self.pend_offs, off)
+        return self.pend[2 * i] + self.pend[2 * i + 1]
 
     def note_msg(self, seq, off, rl):
         if not self.first:
@@ -564,6 +563,7 @@ class FileStore(IndexedStore):
         pend = blk.pend
         pend.append(rec)
         pend.append(CRC.pack(zlib.crc32(rec)))
+        blk.pend_offs.append(off)
         blk.size = off + len(rec) + CRC.size
         blk.last_off = off
         self._wgen += 1
@@ -582,8 +582,7 @@ class FileStore(IndexedStore):
         blk = self._lmb
         if blk is None or not blk.pend or blk.fd < 0:
             return
-        pend = blk.pend
-        data = b"".join(pend)
+        data = b"".join(blk.pend)
         try:
             if blk.size > blk.alloc and self._prealloc:
                 self._preallocate(blk)
@@ -593,10 +592,10 @@ class FileStore(IndexedStore):
                 os.ftruncate(blk.fd, blk.flushed)
             except OSError:
                 pass
-            pend[:] = [data]
             raise
         blk.flushed = blk.size
         blk.pend = []
+        blk.pend_offs = []
 
     def _preallocate(self, blk):
         """Extend the block's file by PREALLOC bytes (up to the block size) before writing
@@ -680,7 +679,7 @@ class FileStore(IndexedStore):
         if loc.off < blk.flushed:
             buf = os.pread(blk.fd, loc.rl, loc.off)
         else:
-            buf = blk.buffered(loc.off, loc.rl)
+            buf = blk.buffered(loc.off)
         if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
             rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
             if rseq == seq and rl == loc.rl:
@@ -828,6 +827,7 @@ class FileStore(IndexedStore):
         self._close_fd(blk.fd)
         blk.fd = -1
         blk.pend = []
+        blk.pend_offs = []
         if blk.dead:
             self._gone_unsynced.append(blk)
         try:
