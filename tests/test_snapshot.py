@@ -208,3 +208,33 @@ def test_large_snapshot_goes_past_the_flow_control_window(js_server):
         assert (await js.get_msg("BIG", 1500)).data == payloads[-1]
         await nc.close()
     run(go())
+
+
+def test_restore_chunks_sent_without_waiting_are_cut_off(js_server, monkeypatch):
+    """The restore's subscription must not wait for the disk, so a sender that does not wait
+    for the acks gets an error once 64 MiB wait to be staged (here: a smaller bound, so that
+    the test does not race the disk), and the restore ends; the server goes on."""
+    import gnatsd.js.snapshot
+    monkeypatch.setattr(gnatsd.js.snapshot, "RESTORE_MAX_BACKLOG", 100_000)
+
+    async def go():
+        nc = await nats.connect(js_server.client_url())
+        js = nc.jetstream()
+        resp = await api(nc, "$JS.API.STREAM.RESTORE.R", {"config": {"name": "R", "subjects": ["r"]}})
+        inbox = nc.new_inbox()
+        errs = []
+
+        async def on_reply(msg):
+            if msg.data:
+                errs.append(msg.data)
+        await nc.subscribe(inbox, cb=on_reply)
+        await nc.publish(resp["deliver_subject"], b"\0" * 200_000, reply=inbox)
+        await nc.flush()
+        for _ in range(100):
+            if errs:
+                break
+            await asyncio.sleep(0.05)
+        assert errs == [b"-ERR 'chunks sent faster than they are stored'"]
+        assert await js.streams_info() == []
+        await nc.close()
+    run(go())

@@ -96,6 +96,7 @@ FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
 MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
+CONSUMER_STATE_MIN_INTERVAL = 0.1  # Go: consumerFileStore.flushLoop's minTime
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
 SNAP_VERSION = 3  # 2 and 3: msgs entries carry the size a message counts for
@@ -1267,9 +1268,9 @@ def _unlink_quiet(path):
 
 class ConsumerFileStore(BaseConsumerStore):
     """Go: consumerFileStore. The state is written after changes by a flusher greenlet
-    (atomically: a temporary file, synced, renamed), as msgpack with a version and a CRC-32.
-    A crash can lose the last acknowledgements, which means redeliveries, never lost
-    messages."""
+    (atomically: a temporary file, synced, renamed), as msgpack with a version and a CRC-32,
+    at most about ten times a second under load, as Go's flusher (its minTime). A crash can
+    lose the last acknowledgements, which means redeliveries, never lost messages."""
 
     storage_type = FILE_STORAGE
 
@@ -1279,6 +1280,7 @@ class ConsumerFileStore(BaseConsumerStore):
         self.path = os.path.join(odir, "state")
         self._dirty = False
         self._flusher = None
+        self._hurry = gevent.event.Event()  # flush(): write now, do not wait out the interval
         self._had_state = False
         os.makedirs(odir, exist_ok=True)
         if os.path.exists(self.path):
@@ -1307,6 +1309,7 @@ class ConsumerFileStore(BaseConsumerStore):
             while self._dirty:
                 self._dirty = False
                 run_blocking(_write_atomic, self.path, encode_consumer_state(self._state))
+                self._hurry.wait(CONSUMER_STATE_MIN_INTERVAL)
         except OSError as e:
             log.error("Filestore consumer %r: writing state failed: %s", self.name, e)
         finally:
@@ -1315,7 +1318,9 @@ class ConsumerFileStore(BaseConsumerStore):
     def flush(self):
         """Write pending changes now. May yield."""
         if self._flusher is not None:
+            self._hurry.set()
             self._flusher.join()
+            self._hurry.clear()
         if self._dirty:
             self._dirty = False
             run_blocking(_write_atomic, self.path, encode_consumer_state(self._state))
@@ -1331,6 +1336,7 @@ class ConsumerFileStore(BaseConsumerStore):
         """Go: Delete. Stop and remove the state."""
         self._dirty = False
         if self._flusher is not None:
+            self._hurry.set()
             self._flusher.join()  # a write under way ends before the directory goes
         BaseConsumerStore.stop(self)
         shutil.rmtree(self.odir, ignore_errors=True)

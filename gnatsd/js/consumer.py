@@ -75,6 +75,7 @@ JS_DEFAULT_MAX_ACK_PENDING = 1000  # Go: JsDefaultMaxAckPending
 JS_WAIT_QUEUE_DEFAULT_MAX = 512  # Go: JSWaitQueueDefaultMax
 JS_MAX_METADATA_LEN = 128 * 1024  # Go 2.10: JSMaxMetadataLen
 ACK_WAIT_DELAY = MS  # Go: ackWaitDelay
+FLUSH_EVERY = 256  # deliveries between writes to the receivers (and yields) in a long run
 
 JS_ACK_PRE = "$JS.ACK"
 JS_FLOW_CONTROL_PRE = "$JS.FC."
@@ -612,13 +613,15 @@ class Consumer:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, subject, hdr, msg=b"", reply=None, subj=None):
+    def send(self, subject, hdr, msg=b"", reply=None, subj=None, flush=True):
         """Go: outq.send and the stream's internalLoop: publish from the consumer's own
         internal client (Go: o.client), in order. `subj` (bytes) is the subject receivers
         see when it is not `subject`: a stream message keeps its own subject on its way to
         the deliver subject or the request's inbox (Go: pa.deliver). A send made while one
         is under way (a receiver's callback sending back through this consumer) is queued
-        and goes out after it. Does not yield."""
+        and goes out after it. Without `flush` the receivers' connections are written
+        later, by the caller's flush_clients (loop_and_gather_msgs: once per batch, as Go's
+        internalLoop). Does not yield."""
         self.outq.append((subject, reply, hdr, msg, subj))
         if self.sending:
             return 0
@@ -631,6 +634,8 @@ class Consumer:
                     delivered = self._publish(*item)
         finally:
             self.sending = False
+        if flush:
+            self.client.flush_clients()
         return delivered
 
     def _publish(self, subject, reply, hdr, msg, subj):
@@ -646,9 +651,7 @@ class Consumer:
         result = acc.sublist.match(dsubj)
         if not result.psubs and not result.qsubs:
             return 0
-        delivered = c.process_msg_results(acc, result, subj or dsubj, rb, hdr + msg + b"\r\n")
-        c.flush_clients()
-        return delivered
+        return c.process_msg_results(acc, result, subj or dsubj, rb, hdr + msg + b"\r\n")
 
     def send_advisory(self, subject, adv):
         if self.jsa.js.domain:
@@ -1558,10 +1561,12 @@ class Consumer:
         hbd = self.cfg.heartbeat
         hb_next = time.monotonic() + hbd / 1e9 if hbd else 0
         mch = self.mch
+        flush = self.client.flush_clients
         while not self.closed:
             mch.clear()
             reason = None
             pause = self.pause_remaining()
+            sent = 0
             while not pause:
                 if self.closed:
                     return
@@ -1596,6 +1601,7 @@ class Consumer:
                 if self.replay and lts > 0:
                     delay = sm.ts - lts
                     if delay > MS:
+                        flush()
                         gevent.sleep(delay / 1e9)
                         if self.closed:
                             return
@@ -1603,12 +1609,19 @@ class Consumer:
                 if self.rlimit is not None:
                     delay = self.rate_limit_delay(sz)
                     if delay > 0:
+                        flush()
                         gevent.sleep(delay)
                         if self.closed:
                             return
                 self.deliver_msg(dsubj, ack_reply, sm, hdr, msg, dc)
+                sent += 1
+                if sent % FLUSH_EVERY == 0:
+                    flush()
+                    gevent.sleep(0)  # a long catch-up lets the rest of the server run too
                 if hbd:
                     hb_next = time.monotonic() + hbd / 1e9
+            if sent:
+                flush()
             if self.closed:
                 return
             if self.replay and self.sseq > lseq:
@@ -1651,7 +1664,7 @@ class Consumer:
         if self.maxpb > 0:
             self.pbytes += psz
         seq = sm.seq
-        self.send(dsubj, hdr, msg, ack_reply, sm.subj)
+        self.send(dsubj, hdr, msg, ack_reply, sm.subj, flush=False)
         ap = self.cfg.ack_policy
         if ap == ACK_NONE:
             self.adflr, self.asflr = dseq, seq

@@ -27,6 +27,7 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections import deque
 
 import gevent
 from gevent.event import Event
@@ -39,7 +40,7 @@ from ..sublist import is_valid_subject
 from .errors import ApiError, api_error
 from .jetstream import friendly_bytes
 from .jetstream_api import error_response, is_empty_request, send_api_response
-from .stream import BadJSON, StreamConfig, check_stream_cfg, decode_json, load_stream_meta, want
+from .stream import BadJSON, StreamConfig, check_stream_cfg, decode_json, json_object, load_stream_meta, want
 
 log = logging.getLogger("gnatsd")
 
@@ -60,6 +61,7 @@ MIN_CHUNK_SIZE, MAX_CHUNK_SIZE = 1024, 1024 * 1024  # newer Go's bounds on chunk
 INTEREST_WAIT = 2.0  # Go: how long a snapshot waits for interest in its deliver subject
 ACK_WAIT = 0.010  # Go: past the window, how long to wait for an ack before sending anyway
 RESTORE_ACTIVITY = 5.0  # Go: a restore with no chunk for this long is stalled
+RESTORE_MAX_BACKLOG = 64 * 1024 * 1024  # chunks received and not yet staged
 SNAPS_DIR = "__snapshots__"  # Go: snapsDir, the staging directory of restores
 READ_SIZE = 256 * 1024
 
@@ -223,10 +225,7 @@ def js_stream_restore_request(jsa, name, reply, body):
         return error_response(jsa, reply, rtype, api_error("BadRequest"))
     try:
         d = decode_json(body)
-        raw_cfg = d.get("config") or {}
-        if not isinstance(raw_cfg, dict):
-            raise BadJSON()
-        ncfg = StreamConfig.from_dict({k.lower(): v for k, v in raw_cfg.items() if v is not None})
+        ncfg = StreamConfig.from_dict(json_object(d.get("config", {})))
     except BadJSON:
         return error_response(jsa, reply, rtype, api_error("InvalidJSON"))
     if not ncfg.name:
@@ -261,20 +260,24 @@ def process_stream_restore(jsa, cfg, reply):
     _advisory(jsa, f"{ADV}RESTORE_CREATE.{name}", JS_RESTORE_CREATE_ADVISORY_TYPE, stream=name,
               client=client_info)
     restore_subj = JS_RESTORE_DELIVER_T.format(name, _nuid())
-    chunks = []  # (chunk, reply) staged by the subscription for the restore greenlet
+    chunks = deque()  # (chunk, reply) from the subscription, for the restore greenlet
+    backlog = [0]  # bytes in chunks
     wake = Event()
 
     def process_chunk(sub, c, acc, subject, creply, msg):
-        hdr = c.pa_hdr
-        chunks.append((msg[hdr:-2] if hdr > 0 else msg[:-2], creply))
+        # Go writes the chunk here, which holds the sender back; this callback must not wait
+        # for the disk, so a sender that does not wait for the acks is cut off instead.
+        chunk = msg[c.pa_hdr:-2] if c.pa_hdr > 0 else msg[:-2]
+        backlog[0] += len(chunk) + 64  # 64: what a queued chunk costs besides its bytes
+        chunks.append((chunk if backlog[0] <= RESTORE_MAX_BACKLOG else None, creply))
         wake.set()
 
     sub = jsa.acc.subscribe_internal(restore_subj.encode(), process_chunk)
     send_api_response(jsa, reply, {"type": rtype, "deliver_subject": restore_subj})
-    gevent.spawn(_restore, jsa, cfg, tfile, sub, chunks, wake, client_info, start)
+    gevent.spawn(_restore, jsa, cfg, tfile, sub, chunks, backlog, wake, client_info, start)
 
 
-def _restore(jsa, cfg, tfile, sub, chunks, wake, client_info, start):
+def _restore(jsa, cfg, tfile, sub, chunks, backlog, wake, client_info, start):
     """The restore's own greenlet (Go: the goroutine of processStreamRestore)."""
     name, acc_name = cfg.name, jsa.acc.name
     total = 0
@@ -287,11 +290,18 @@ def _restore(jsa, cfg, tfile, sub, chunks, wake, client_info, start):
                 return
             wake.clear()
             while chunks and final_reply is None:
-                chunk, reply = chunks.pop(0)
+                chunk, reply = chunks.popleft()
                 if not reply:
                     err = StoreError(f"restore for stream '{acc_name} > {name}' requires reply subject for each chunk")
                     log.warning("%s", err)
                     return
+                if chunk is None:
+                    log.warning("Restore for stream '%s > %s': chunks sent without waiting for their acks",
+                                acc_name, name)
+                    send_internal_msg(jsa.js.srv, reply.decode(), None, b"-ERR 'chunks sent faster than they are stored'",
+                                      client=jsa.acc.internal_client())
+                    return
+                backlog[0] -= len(chunk) + 64
                 if not chunk:
                     final_reply = reply
                     break

@@ -101,9 +101,14 @@ def decode_json(body):
         v = json.loads(body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         raise BadJSON() from None
-    if v is None:
-        return {}
-    if not isinstance(v, dict):
+    return {} if v is None else json_object(v)
+
+
+def json_object(v):
+    """A JSON object of a request as Go decodes it into a struct: keys lowercased (Go
+    matches field names case-insensitively), nulls dropped. Raises BadJSON if `v` is not
+    an object."""
+    if type(v) is not dict:
         raise BadJSON()
     return {k.lower(): item for k, item in v.items() if item is not None}
 
@@ -157,9 +162,7 @@ class StreamSource:
     @classmethod
     def from_dict(cls, d):
         """Raises BadJSON."""
-        if type(d) is not dict:
-            raise BadJSON()
-        d = {k.lower(): v for k, v in d.items() if v is not None}
+        d = json_object(d)
         ss = cls()
         ss.name = want(d, "name", str, "")
         ss.opt_start_seq = want(d, "opt_start_seq", int, 0, 0, 2**64 - 1)
