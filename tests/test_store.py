@@ -745,7 +745,8 @@ def test_torn_tail_is_truncated(fstores, gnatsd_log):
     for i in range(5):
         s.store_msg(b"a", b"", b"msg-%d" % i)
     path = block_files(s)[-1]
-    os.truncate(path, s._lmb.size - 10)  # a crash in the middle of the last write (the file may be longer: preallocated)
+    # A crash in the middle of the last write (the file itself is longer: preallocated).
+    os.truncate(path, s._lmb.size - 10)
     r = reopen_raw(s)
     fstores.made.append(r)
     st_ = r.state()
