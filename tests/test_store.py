@@ -3,6 +3,7 @@ memstore_test.go, filestore_test.go), both stores through one set of tests where
 behaviour is shared, then the file store's durability, recovery and compaction."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gnatsd.fs import filestore
 from gnatsd.fs.filestore import (
     CRC_RESIDUE, HDR, FileStore, FileStoreConfig, decode_consumer_state,
 )
@@ -743,8 +745,8 @@ def test_torn_tail_is_truncated(fstores, gnatsd_log):
     for i in range(5):
         s.store_msg(b"a", b"", b"msg-%d" % i)
     path = block_files(s)[-1]
-    size = os.path.getsize(path)
-    os.truncate(path, size - 10)  # a crash in the middle of the last write
+    # A crash in the middle of the last write (the file itself is longer: preallocated).
+    os.truncate(path, s._lmb.size - 10)
     r = reopen_raw(s)
     fstores.made.append(r)
     st_ = r.state()
@@ -764,7 +766,9 @@ def test_zero_filled_tail_is_truncated(fstores, gnatsd_log):
     r = reopen_raw(s)
     fstores.made.append(r)
     assert (r.state().msgs, r.state().lost) == (3, None)
-    assert "truncating 4096 bytes" in gnatsd_log.text
+    # Zeros after the last record are what a crash leaves of the preallocated space: no warning.
+    assert "zero bytes after the last record, truncating" in gnatsd_log.text
+    assert "torn" not in gnatsd_log.text and os.path.getsize(path) == r._lmb.size
     r.store_msg(b"a", b"", b"x")
     r2 = reopen_raw(r)
     fstores.made.append(r2)
@@ -973,7 +977,10 @@ def test_memstore_and_filestore_agree(ops, max_msgs, maxp):
         assert all_msgs(mem) == all_msgs(fs)
         assert mem.subjects_state(b"") == fs.subjects_state(b"")
         want = state_tuple(fs)
-        fs = FileStore(fcfg, cfg)  # a crash: no snapshot, blocks scanned
+        # A crash after the hub's pass (records stored in a pass are written when it ends,
+        # before any of them can be acknowledged): no snapshot, blocks scanned.
+        gevent.sleep(0)
+        fs = FileStore(fcfg, cfg)
         assert state_tuple(fs) == want and all_msgs(fs) == all_msgs(mem)
         fs.stop()
     finally:
@@ -1117,6 +1124,93 @@ def test_on_synced_acks_after_fsync(fstores):
     assert s.fsyncs < 50
     s = fstores.reopen(s)
     assert s.state().msgs == 500
+
+
+def test_records_buffered_until_the_pass_ends(fstores):
+    # Records stored in one pass of the hub reach the file with one write when the pass
+    # ends; until then a load is served from the buffer.
+    s = fstores.make(block_size=1 << 16)
+    s.store_msg(b"a", b"", b"first")  # waits for its sync: written
+    path = block_files(s)[-1]
+    on_disk = s._lmb.flushed
+    writes = []
+    real = filestore._write_all
+    filestore._write_all = lambda fd, data, off=None: (writes.append(len(data)), real(fd, data, off))
+    try:
+        for i in range(50):
+            s.store_msg(b"a", b"", b"m%d" % i, wait=False)
+        assert s._lmb.flushed == on_disk and read_file(path)[on_disk:].strip(b"\0") == b""
+        assert [s.load_msg(q).msg for q in range(2, 52)] == [b"m%d" % i for i in range(50)]
+        gevent.sleep(0)  # the pass ends
+    finally:
+        filestore._write_all = real
+    assert len(writes) == 1 and s._lmb.flushed == s._lmb.size == on_disk + writes[0]
+    assert b"m49" in read_file(path)
+    s.sync()
+    s = reopen_raw(s)
+    fstores.made.append(s)
+    assert s.state().msgs == 51 and s.load_msg(51).msg == b"m49"
+
+
+def test_blocks_preallocated_then_trimmed(fstores, gnatsd_log):
+    # Writes go into preallocated space (a cheaper fdatasync); a rolled block and the last
+    # one at a clean stop are trimmed to their records.
+    s = fstores.make(block_size=1 << 14)
+    s.store_msg(b"a", b"", b"x" * 100)
+    path = block_files(s)[-1]
+    assert os.path.getsize(path) == 1 << 14 > s._lmb.size
+    while len(block_files(s)) == 1:
+        s.store_msg(b"a", b"", b"x" * 100)
+    assert os.path.getsize(path) == s._blks[0].size < 1 << 14
+    path = block_files(s)[-1]
+    s = fstores.reopen(s)  # from the snapshot, which needs the exact sizes
+    assert "snapshot is damaged" not in gnatsd_log.text
+    assert os.path.getsize(path) == s._lmb.size and s.state().msgs == sum(b.live for b in s._blks)
+
+
+def test_erase_of_a_buffered_record(fstores):
+    s = fstores.make()
+    s.store_msg(b"a", b"", b"keep", wait=False)
+    s.store_msg(b"a", b"", b"TOP-SECRET", wait=False)
+    assert s.erase_msg(2)
+    disk = b"".join(read_file(p) for p in block_files(s))
+    assert b"keep" in disk and b"TOP-SECRET" not in disk
+
+
+def test_write_error_fails_the_acks(fstores, gnatsd_log):
+    # A write that fails (disk full) fails the sync that should have covered its records:
+    # no ack says they are on disk. They stay buffered and go out with the next write.
+    s = fstores.make()
+    got = []
+    real = filestore._write_all
+
+    def full(fd, data, off=None):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    filestore._write_all = full
+    try:
+        s.store_msg(b"a", b"", b"one", wait=False)
+        s.on_synced(lambda err: got.append(err))
+        gevent.sleep(0.01)
+        assert len(got) == 1 and isinstance(got[0], OSError) and got[0].errno == errno.ENOSPC
+        assert "write failed" in gnatsd_log.text or "sync failed" in gnatsd_log.text
+        with pytest.raises(OSError):
+            s.store_msg(b"a", b"", b"two")
+    finally:
+        filestore._write_all = real
+    s.store_msg(b"a", b"", b"three")
+    s = fstores.reopen(s)
+    assert [m[3] for m in all_msgs(s)] == [b"one", b"two", b"three"]
+
+
+def test_on_synced_runs_in_the_hub_after_the_round(fstores):
+    s = fstores.make()
+    where = []
+    s.store_msg(b"a", b"", b"x", wait=False)
+    s.on_synced(lambda err: where.append((err, gevent.getcurrent() is gevent.get_hub(), s._synced_gen)))
+    assert where == []
+    s.sync()
+    assert where == [(None, True, s._wgen)]
 
 
 def test_on_synced_without_disk_wait(stores):

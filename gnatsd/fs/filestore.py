@@ -36,17 +36,24 @@ deleted once no other block needs its tombstones; a sparse one is rewritten with
 is still needed (the compactor greenlet).
 
 Durability. With `sync_interval="always"` (the default) store_msg returns only after its
-record is on disk: writers append with os.write, then wait for an fdatasync that covers
-them. One fdatasync runs at a time, in gevent's thread pool so the hub keeps running, and
-every writer that arrived while it ran shares the next one (group commit; `fsyncs` counts
-them). A caller that must not wait (a connection's readloop) stores with `wait=False` and
-is called back by `on_synced` after the fsync that covers its message. With `sync_interval=<seconds>` a greenlet syncs that often and store_msg returns at
-once: a process crash loses nothing (the page cache has the data) but a power failure or
-kernel crash loses what was acknowledged since the last sync, which is the Go server's
-behaviour (it syncs every two minutes by default).
+record is on disk. Records are appended to a buffer and written to the block with one
+write when the hub's pass ends (or before the sync that must cover them), then synced in
+rounds: one round at a time, its fdatasyncs run in a thread of the store's own
+(`hub.Worker`) so the hub keeps running, and every write made while a round runs is
+covered by the next one (group commit; `fsyncs` counts the rounds). A round starts from
+the hub's callbacks, after every greenlet that was ready ran, so writers woken by the
+last round join the next. A caller that must not wait (a connection's readloop) stores
+with `wait=False` and is called back by `on_synced`, from the hub, after the fsync that
+covers its message. A process crash loses only the records of the hub's pass it
+interrupted, none of them acknowledged. With `sync_interval=<seconds>` a greenlet syncs
+that often and store_msg returns at once: a power failure or kernel crash loses what was
+acknowledged since the last sync, which is the Go server's behaviour (it syncs every two
+minutes by default).
 """
 from __future__ import annotations
 
+import bisect
+import errno
 import logging
 import os
 import shutil
@@ -58,7 +65,7 @@ import gevent.event
 import msgpack
 import snappy
 
-from gnatsd.hub import run_blocking
+from gnatsd.hub import Worker, run_blocking
 from gnatsd.fs.store import (
     FILE_STORAGE, LIMITS_POLICY, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
     ErrStoreSnapshotInProgress, ErrStoreWrongType, ErrMsgTooLarge, IndexedStore, LostStreamData, SequencePair,
@@ -87,6 +94,8 @@ DEFAULT_LARGE_BLOCK_SIZE = 8 * 1024 * 1024  # Go: defaultLargeBlockSize
 DEFAULT_MEDIUM_BLOCK_SIZE = 4 * 1024 * 1024  # Go: defaultMediumBlockSize
 FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
+PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
+MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
 CONSUMER_STATE_MIN_INTERVAL = 0.1  # Go: consumerFileStore.flushLoop's minTime
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
@@ -131,7 +140,7 @@ def dyn_blk_size(retention, max_bytes):
 
 
 def _sync_fds(fds):
-    """Runs in a pool thread."""
+    """Runs in the store's syncer thread."""
     for fd in fds:
         _datasync(fd)
 
@@ -219,14 +228,18 @@ def _snappy_len(data):
 class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
-    __slots__ = ("index", "path", "fd", "size", "last_off", "first", "last", "live",
-                 "live_bytes", "dead", "refs", "compacting", "erased_while")
+    __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "pend_offs", "last_off", "first",
+                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
 
     def __init__(self, index, path, fd):
         self.index = index
         self.path = path
         self.fd = fd
-        self.size = 0  # bytes in the file, where the next record goes
+        self.size = 0  # bytes in the block, where the next record goes
+        self.flushed = 0  # bytes written to the file; the rest, size - flushed, is in pend
+        self.alloc = 0  # the file's size: written bytes, then preallocated ones (zeros)
+        self.pend = []  # records appended but not yet written (only in the last block): record, CRC, ...
+        self.pend_offs = []  # the offset of each record in pend
         self.last_off = -1  # offset of the last record
         self.first = 0  # lowest and highest MSG sequence in the file
         self.last = 0
@@ -237,12 +250,31 @@ class _MsgBlock:
         self.compacting = False
         self.erased_while = None  # sequences erased while the compactor ran
 
+    def buffered(self, off):
+        """The record at offset `off`, with its CRC, not yet written."""
+        i = bisect.bisect_left(self.pend_offs, off)
+        return self.pend[2 * i] + self.pend[2 * i + 1]
+
     def note_msg(self, seq, off, rl):
         if not self.first:
             self.first = seq
         self.last = seq
         self.live += 1
         self.live_bytes += rl
+
+
+class _SyncRound:
+    """One group-commit round: the fsyncs that put every write up to `target` on disk."""
+
+    __slots__ = ("target", "ev", "err", "blocks", "dir_dirty", "gone")
+
+    def __init__(self):
+        self.target = 0  # the write generation it covers, set when it begins
+        self.ev = None  # an Event, made when a greenlet waits for the round
+        self.err = None  # the OSError it failed with
+        self.blocks = []
+        self.dir_dirty = False
+        self.gone = []
 
 
 class FileStore(IndexedStore):
@@ -262,9 +294,9 @@ class FileStore(IndexedStore):
         self.fsyncs = 0  # group-commit rounds done (each syncs every dirty block once)
         self._wgen = 0  # writes done
         self._synced_gen = 0  # writes covered by a finished sync
-        self._sync_ev = None  # set while a sync runs
+        self._round = None  # the _SyncRound whose fsyncs run now
+        self._pending = None  # the _SyncRound that begins next (writers wait on it)
         self._sync_cbs = []  # (write generation, cb, args) for on_synced, in order
-        self._syncer = None
         self._unsynced = []  # rolled blocks written since the last sync
         self._dir_dirty = False
         self._gone_unsynced = []  # deleted blocks whose unlink no sync has covered yet
@@ -277,6 +309,10 @@ class FileStore(IndexedStore):
         self._flusher = None
         self._consumer_stores = []
         self._snapshotting = False
+        self._flush_soon = False  # a _flush_writes_soon callback is queued
+        self._prealloc = hasattr(os, "posix_fallocate")
+        self._syncer = Worker()  # the thread that runs the fsyncs
+        self._hub = gevent.get_hub()
         self._dir = fcfg.store_dir
         self._mdir = os.path.join(self._dir, MSGS_DIR)
         os.makedirs(self._mdir, exist_ok=True)
@@ -360,6 +396,14 @@ class FileStore(IndexedStore):
             off = 0
             while off < end:
                 good = self._record_ok(buf, off, end)
+                if not good and buf.count(0, off) == end - off:
+                    # Nothing but zeros to the end: space preallocated and not written
+                    # yet (a crash before the stop that trims it), or a zeroed tail.
+                    log.debug("Filestore [%s] block %s: %d zero bytes after the last record, truncating "
+                              "%d bytes", self.cfg.name, blk.index, end - off, end - off)
+                    os.ftruncate(blk.fd, off)
+                    end = off
+                    break
                 if not good:
                     nxt = self._resync(buf, off + 1, end)
                     if nxt < 0 and bi == nblks - 1:
@@ -401,7 +445,7 @@ class FileStore(IndexedStore):
                     last_seq, last_ts = seq, ts
                 blk.last_off = off
                 off += rl
-            blk.size = end
+            blk.size = blk.flushed = blk.alloc = end
         for seq in deleted:
             loc = entries.pop(seq, None)
             if loc is not None:
@@ -446,7 +490,7 @@ class FileStore(IndexedStore):
                     head = os.pread(blk.fd, size - last_off, last_off)
                     if not self._record_ok(head, 0, len(head)) or HDR.unpack_from(head)[0] != size - last_off:
                         return False
-                blk.size, blk.last_off = size, last_off
+                blk.size, blk.flushed, blk.alloc, blk.last_off = size, size, size, last_off
             bim = {b.index: b for b in self._blks}
             subjects = snap["subjects"]
             flat = snap["msgs"]
@@ -497,7 +541,10 @@ class FileStore(IndexedStore):
     # -- writing -------------------------------------------------------------------------------
 
     def _new_block(self):
-        """Go: newMsgBlockForWrite."""
+        """Go: newMsgBlockForWrite. The last block's buffered records are written first,
+        and the space preallocated after them given back."""
+        self._flush_writes()
+        self._trim(self._lmb)
         self._last_index += 1
         index = self._last_index
         path = self._blk_path(index)
@@ -509,18 +556,84 @@ class FileStore(IndexedStore):
         self._dir_dirty = True
         return blk
 
-    def _append(self, blk, data):
-        """Append a record to `blk`; undo a partial write (disk full) before raising."""
+    def _append(self, blk, rec):
+        """Append record `rec` (without its CRC) to the last block, `blk`. Buffered: the
+        records stored in one pass of the hub go to the file with one write, before the
+        sync that covers them (_flush_writes). Returns the record's offset."""
         off = blk.size
-        try:
-            _write_all(blk.fd, data, off)
-        except OSError:
-            os.ftruncate(blk.fd, off)
-            raise
-        blk.size = off + len(data)
+        pend = blk.pend
+        pend.append(rec)
+        pend.append(CRC.pack(zlib.crc32(rec)))
+        blk.pend_offs.append(off)
+        blk.size = off + len(rec) + CRC.size
         blk.last_off = off
         self._wgen += 1
+        if blk.size - blk.flushed > MAX_PENDING_WRITE:
+            self._try_flush()
+        elif not self._flush_soon:
+            self._flush_soon = True
+            self._hub.loop.run_callback(self._flush_writes_soon)
         return off
+
+    def _flush_writes(self):
+        """Write the last block's buffered records with one write. On an error (disk full)
+        the file is cut back and the records stay buffered for the next try; the sync
+        that should have covered them fails, so none of them is acknowledged. Does not
+        yield."""
+        blk = self._lmb
+        if blk is None or not blk.pend or blk.fd < 0:
+            return
+        data = b"".join(blk.pend)
+        try:
+            if blk.size > blk.alloc and self._prealloc:
+                self._preallocate(blk)
+            _write_all(blk.fd, data, blk.flushed)
+        except OSError:
+            try:
+                os.ftruncate(blk.fd, blk.flushed)
+            except OSError:
+                pass
+            raise
+        blk.flushed = blk.size
+        blk.pend = []
+        blk.pend_offs = []
+
+    def _preallocate(self, blk):
+        """Extend the block's file by PREALLOC bytes (up to the block size) before writing
+        into it: an fdatasync after writes within the file's size need not commit a new
+        size to the file system's journal (on ext4 here: 0.11 ms instead of 0.17 ms). The
+        zeros after the last record are trimmed when the block is rolled or the store
+        stops, and skipped by a scan after a crash."""
+        want = max(blk.size, min(blk.alloc + PREALLOC, self.block_size))
+        try:
+            os.posix_fallocate(blk.fd, blk.alloc, want - blk.alloc)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise
+            self._prealloc = False  # not supported here: plain appends
+            return
+        blk.alloc = want
+
+    def _trim(self, blk):
+        """Give back the preallocated space after the block's last record."""
+        if blk is not None and blk.alloc > blk.size and blk.fd >= 0:
+            os.ftruncate(blk.fd, blk.size)
+            blk.alloc = blk.size
+
+    def _flush_writes_soon(self):
+        """The hub's callback after a pass that stored something: the records reach the
+        page cache even when no sync is waiting (a process crash loses none of them)."""
+        self._flush_soon = False
+        if not self._closed:
+            self._try_flush()
+
+    def _try_flush(self):
+        """_flush_writes, an error logged: the records stay buffered and the sync that
+        must cover them fails."""
+        try:
+            self._flush_writes()
+        except OSError as e:
+            log.error("Filestore [%s] write failed: %s", self.cfg.name, e)
 
     def _write_msg(self, seq, ts, subj, hdr, msg):
         """Go: writeMsgRecord. Does not yield."""
@@ -539,8 +652,7 @@ class FileStore(IndexedStore):
         blk = self._lmb
         if blk.size and blk.size + rl > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(rl, kind, seq, ts, slen, len(hdr)) + subj + hdr + msg
-        off = self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
+        off = self._append(blk, HDR.pack(rl, kind, seq, ts, slen, len(hdr)) + subj + hdr + msg)
         blk.note_msg(seq, off, rl)
         return _Loc(subj, ts, blk, off, rl, sz)
 
@@ -548,8 +660,7 @@ class FileStore(IndexedStore):
         blk = self._lmb
         if roll and blk.size and blk.size + REC_OVERHEAD > self.block_size:
             blk = self._new_block()
-        rec = HDR.pack(REC_OVERHEAD, kind, seq, ts, 0, 0)
-        self._append(blk, rec + CRC.pack(zlib.crc32(rec)))
+        self._append(blk, HDR.pack(REC_OVERHEAD, kind, seq, ts, 0, 0))
         return blk
 
     def _tombstone(self, seq):
@@ -565,7 +676,11 @@ class FileStore(IndexedStore):
 
     def _load(self, seq, loc):
         """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
-        buf = os.pread(loc.blk.fd, loc.rl, loc.off)
+        blk = loc.blk
+        if loc.off < blk.flushed:
+            buf = os.pread(blk.fd, loc.rl, loc.off)
+        else:
+            buf = blk.buffered(loc.off)
         if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
             rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
             if rseq == seq and rl == loc.rl:
@@ -607,6 +722,8 @@ class FileStore(IndexedStore):
         header and a valid checksum; it needs no tombstone."""
         rl = loc.rl
         rec = HDR.pack(rl, REC_ERASED, seq, loc.ts, 0, 0) + os.urandom(rl - REC_OVERHEAD)
+        if loc.off >= blk.flushed:
+            self._flush_writes()
         os.pwrite(blk.fd, rec + CRC.pack(zlib.crc32(rec)), loc.off)
         self._wgen += 1
         if blk is not self._lmb and blk not in self._unsynced:
@@ -653,9 +770,10 @@ class FileStore(IndexedStore):
         keep = loc.blk
         while self._blks[-1] is not keep:
             self._remove_block(self._blks[-1])
+        self._flush_writes()  # a no-op unless `keep` is the last block
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
-        keep.size = end
+        keep.size = keep.flushed = keep.alloc = end
         keep.last_off = loc.off
         keep.last = seq
         keep.dead = {s for s in keep.dead if s <= seq}
@@ -709,6 +827,8 @@ class FileStore(IndexedStore):
     def _drop_block_file(self, blk):
         self._close_fd(blk.fd)
         blk.fd = -1
+        blk.pend = []
+        blk.pend_offs = []
         if blk.dead:
             self._gone_unsynced.append(blk)
         try:
@@ -721,8 +841,8 @@ class FileStore(IndexedStore):
     def _close_fd(self, fd):
         if fd < 0:
             return
-        if self._sync_ev is not None:
-            self._close_later.append(fd)  # a pool thread may be syncing it
+        if self._round is not None:
+            self._close_later.append(fd)  # the syncer thread may be syncing it
         else:
             os.close(fd)
 
@@ -791,7 +911,7 @@ class FileStore(IndexedStore):
         os.rename(blk.path + ".tmp", blk.path)
         self._close_fd(blk.fd)
         blk.fd = os.open(blk.path, os.O_RDWR)
-        blk.size = len(data)
+        blk.size = blk.flushed = blk.alloc = len(data)
         blk.dead = set()
         blk.refs = needed
         blk.first = blk.last = blk.live = blk.live_bytes = 0
@@ -820,55 +940,97 @@ class FileStore(IndexedStore):
     # -- sync ----------------------------------------------------------------------------------
 
     def _sync_wait(self, gen):
-        """Return once every write up to `gen` is on disk. May yield. Group commit: while one
-        sync runs, every writer that arrives waits for it, then one of them starts the next
-        sync for all of them."""
+        """Return once every write up to `gen` is on disk; raise the OSError of a sync that
+        failed. May yield."""
         while self._synced_gen < gen:
-            ev = self._sync_ev
-            if ev is not None:
-                ev.wait()
-            else:
-                self._sync_round()
+            r = self._round
+            if r is None or r.target < gen:
+                r = self._next_round()
+            if r.ev is None:
+                r.ev = gevent.event.Event()
+            r.ev.wait()
+            if r.err is not None and self._synced_gen < gen:
+                raise r.err
 
-    def _sync_round(self):
-        ev = self._sync_ev = gevent.event.Event()
-        blocks = dir_dirty = gone = None
+    def _next_round(self):
+        """The round that begins after the one running (if any), made if needed."""
+        r = self._pending
+        if r is None:
+            r = self._pending = _SyncRound()
+            if self._round is None:
+                self._hub.loop.run_callback(self._begin_round)
+        return r
+
+    def _begin_round(self):
+        """Go: syncBlocks. The hub's callback: write what is buffered and hand the fsyncs
+        of every block written since the last round to the syncer thread. Group commit:
+        the round starts only when the hub has run every greenlet that was ready (writers
+        woken by the last round append first and join it), and covers every write made
+        until then; writers that come while it runs wait for the next one."""
+        r = self._pending
+        if r is None or self._round is not None:
+            return
+        self._pending = None
+        if self._dfd < 0:  # stopped or deleted meanwhile
+            r.err = ErrStoreClosed()
+            if r.ev is not None:
+                r.ev.set()
+            return
+        self._round = r
+        r.target = self._wgen
         try:
-            # Let the writers that are ready to run (those the last sync woke) append
-            # first: they find this round's event and join it, so rounds stay large.
-            gevent.sleep(0)
-            target = self._wgen
-            blocks, self._unsynced = self._unsynced, []
-            fds = [b.fd for b in blocks if b.fd >= 0]
-            if self._lmb is not None and self._lmb.fd >= 0:
-                fds.append(self._lmb.fd)
-            dir_dirty, self._dir_dirty = self._dir_dirty, False
-            gone, self._gone_unsynced = self._gone_unsynced, []
-            if dir_dirty:
-                fds.append(self._dfd)
-            run_blocking(_sync_fds, fds)
-            self._synced_gen = target
+            self._flush_writes()
+        except OSError as e:
+            self._round_done(None, e)
+            return
+        r.blocks, self._unsynced = self._unsynced, []
+        fds = [b.fd for b in r.blocks if b.fd >= 0]
+        if self._lmb is not None and self._lmb.fd >= 0:
+            fds.append(self._lmb.fd)
+        r.dir_dirty, self._dir_dirty = self._dir_dirty, False
+        r.gone, self._gone_unsynced = self._gone_unsynced, []
+        if r.dir_dirty:
+            fds.append(self._dfd)
+        self._syncer.submit(_sync_fds, (fds,), self._round_done)
+
+    def _round_done(self, _, err):
+        """The hub's callback when the round's fsyncs are done (or failed with `err`).
+        Does not yield."""
+        r = self._round
+        self._round = None
+        for fd in self._close_later:
+            os.close(fd)
+        self._close_later = []
+        if err is None:
+            self._synced_gen = r.target
             self.fsyncs += 1
-            if gone and not self._closed:
+            if r.gone and not self._closed:
                 self._clean_blocks()  # what those blocks' records pinned may go now
             cbs = self._sync_cbs
-            if cbs and cbs[0][0] <= target:
+            if cbs and cbs[0][0] <= r.target:
                 n = 1
-                while n < len(cbs) and cbs[n][0] <= target:
+                while n < len(cbs) and cbs[n][0] <= r.target:
                     n += 1
                 self._fire_synced(n, None)
-        except BaseException:
-            if blocks is not None:
-                self._unsynced = blocks + self._unsynced
-                self._dir_dirty = self._dir_dirty or dir_dirty
-                self._gone_unsynced = (gone or []) + self._gone_unsynced
-            raise
-        finally:
-            self._sync_ev = None
-            for fd in self._close_later:
-                os.close(fd)
-            self._close_later = []
-            ev.set()
+        else:
+            log.error("Filestore [%s] sync failed: %s", self.cfg.name, err)
+            self._unsynced = r.blocks + self._unsynced
+            self._dir_dirty = self._dir_dirty or r.dir_dirty
+            self._gone_unsynced = r.gone + self._gone_unsynced
+            r.err = err
+            self._fire_synced(len(self._sync_cbs), err)
+        if r.ev is not None:
+            r.ev.set()
+        if self._pending is not None:
+            self._hub.loop.run_callback(self._begin_round)
+
+    def _wait_round(self):
+        """Wait for the running round, if any, to end. May yield."""
+        r = self._round
+        if r is not None:
+            if r.ev is None:
+                r.ev = gevent.event.Event()
+            r.ev.wait()
 
     def _synced(self):
         if self._sync_always:
@@ -878,11 +1040,11 @@ class FileStore(IndexedStore):
         """Go: syncBlocks on its timer. Runs in its own greenlet (sync_interval set)."""
         while not self._closed:
             gevent.sleep(interval)
-            if self._synced_gen < self._wgen and self._sync_ev is None and not self._closed:
+            if self._synced_gen < self._wgen and not self._closed:
                 try:
-                    self._sync_round()
-                except OSError as e:
-                    log.error("Filestore [%s] sync failed: %s", self.cfg.name, e)
+                    self._sync_wait(self._wgen)
+                except OSError:
+                    pass  # logged by the round
 
     def sync(self):
         """Put everything written so far on disk. May yield."""
@@ -904,8 +1066,8 @@ class FileStore(IndexedStore):
             self._synced()
 
     def on_synced(self, cb, *args):
-        """cb(err, *args) from the syncer greenlet after the fsync that covers every write
-        made so far; at once with a lazy sync_interval."""
+        """cb(err, *args) from the hub after the fsync that covers every write made so
+        far; at once with a lazy sync_interval."""
         if self._closed:
             cb(ErrStoreClosed(), *args)
             return
@@ -913,24 +1075,9 @@ class FileStore(IndexedStore):
             cb(None, *args)
             return
         self._sync_cbs.append((self._wgen, cb, args))
-        if self._syncer is None:
-            self._syncer = gevent.spawn(self._sync_loop)
-
-    def _sync_loop(self):
-        """Runs in its own greenlet while callbacks wait: sync rounds until they are done."""
-        try:
-            while self._sync_cbs and not self._closed:
-                ev = self._sync_ev
-                if ev is not None:
-                    ev.wait()
-                else:
-                    try:
-                        self._sync_round()
-                    except OSError as e:
-                        log.error("Filestore [%s] sync failed: %s", self.cfg.name, e)
-                        self._fire_synced(len(self._sync_cbs), e)
-        finally:
-            self._syncer = None
+        r = self._round
+        if r is None or r.target < self._wgen:
+            self._next_round()
 
     def _fire_synced(self, n, err):
         """Run the first `n` sync callbacks with `err`. Does not yield (callbacks must not)."""
@@ -1029,6 +1176,7 @@ class FileStore(IndexedStore):
                         with open(os.path.join(o.odir, fname), "rb") as f:
                             data = f.read()
                         entries.append((f"{OBS_DIR}/{o.name}/{fname}", data, -1, len(data)))
+            self._flush_writes()  # the buffered records: the archive reads the files
             for blk in self._blks:
                 entries.append((f"{MSGS_DIR}/{os.path.basename(blk.path)}", None, os.dup(blk.fd), blk.size))
         except OSError as e:
@@ -1059,19 +1207,20 @@ class FileStore(IndexedStore):
             self._flusher = None
         if self._compactor is not None:
             self._compactor.join()
-        while self._sync_ev is not None:
-            self._sync_ev.wait()
         self._closed = True
         try:
-            self._sync_round()
+            self._sync_wait(self._wgen)
+            self._wait_round()  # a round for nothing new may still run
+            self._trim(self._lmb)
             self._write_snapshot()
         except OSError as e:
             log.error("Filestore [%s] stop: %s", self.cfg.name, e)
-            self._fire_synced(len(self._sync_cbs), e)
         for blk in self._blks:
             self._close_fd(blk.fd)
             blk.fd = -1
         os.close(self._dfd)
+        self._dfd = -1
+        self._syncer.close()
 
     def delete(self):
         """Go: Delete. Stop and remove the stream's directory."""
@@ -1084,13 +1233,14 @@ class FileStore(IndexedStore):
             if self._compactor is not None:
                 self._compact_q = []
                 self._compactor.join()
-            while self._sync_ev is not None:
-                self._sync_ev.wait()
             self._closed = True
+            self._wait_round()
             for blk in self._blks:
                 self._close_fd(blk.fd)
                 blk.fd = -1
             os.close(self._dfd)
+            self._dfd = -1
+            self._syncer.close()
             self._synced_gen = self._wgen  # writers still waiting: their stream is gone
             self._fire_synced(len(self._sync_cbs), ErrStoreClosed())
         self._report_bulk(len(self._msgs), self._bytes)

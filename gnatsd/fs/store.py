@@ -352,7 +352,8 @@ class StreamStore:
         Without waiting on disk (memory store, lazy sync_interval) cb runs at once. This is
         how a publish is acknowledged without stopping its connection's readloop: store
         with wait=False, send the ack from cb; every message stored while one fsync runs
-        shares the next (group commit). cb must not yield."""
+        shares the next (group commit). cb must not yield: the file store calls it from
+        the hub's callbacks."""
         raise NotImplementedError
 
     def skip_msg(self, wait=True):
