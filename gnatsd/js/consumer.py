@@ -49,7 +49,8 @@ from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
 from .stream import (
-    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, parse_go_time, want,
+    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, json_object,
+    parse_go_time, want,
 )
 
 log = logging.getLogger("gnatsd")
@@ -169,9 +170,7 @@ class ConsumerConfig:
     @classmethod
     def from_dict(cls, d):
         """Decode a request's config (a dict from stream.decode_json). Raises BadJSON."""
-        if type(d) is not dict:
-            raise BadJSON()
-        d = {k.lower(): v for k, v in d.items() if v is not None}
+        d = json_object(d)
         c = cls()
         c.durable = want(d, "durable_name", str, "")
         c.name = want(d, "name", str, "")
@@ -1799,7 +1798,7 @@ def next_req_from_msg(msg):
             raise ValueError(f"invalid character in request: {e.msg}") from None
         if not isinstance(d, dict):
             raise ValueError("json: cannot unmarshal request")
-        d = {k.lower(): v for k, v in d.items() if v is not None}
+        d = json_object(d)
         try:
             expires = want(d, "expires", int, 0)
             batch = want(d, "batch", int, 0)
