@@ -238,3 +238,32 @@ def test_restore_chunks_sent_without_waiting_are_cut_off(js_server, monkeypatch)
         assert await js.streams_info() == []
         await nc.close()
     run(go())
+
+
+def test_restore_brings_back_consumers_and_their_acks(js_server):
+    """Go: RestoreStream restores the consumers of the snapshot with their state."""
+    async def go():
+        nc = await nats.connect(js_server.client_url())
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="C", subjects=["c"]))
+        for i in range(5):
+            await js.publish("c", str(i).encode())
+        psub = await js.pull_subscribe("c", durable="worker")
+        for m in await psub.fetch(2):
+            await m.ack_sync()
+        resp, archive = await snapshot(nc, "C")
+        names = tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive))).getnames()
+        assert any(n.startswith("obs/worker/") for n in names)
+        await js.delete_stream("C")
+        await restore(nc, "C", resp["config"], archive)
+        info = await js.consumer_info("C", "worker")
+        assert (info.num_pending, info.ack_floor.stream_seq) == (3, 2)
+        msgs = await (await js.pull_subscribe_bind("worker", "C")).fetch(1)
+        assert msgs[0].data == b"2"
+        # Without consumers: none come back.
+        resp, archive = await snapshot(nc, "C", no_consumers=True)
+        await js.delete_stream("C")
+        await restore(nc, "C", resp["config"], archive)
+        assert await js.consumers_info("C") == []
+        await nc.close()
+    run(go())

@@ -44,13 +44,14 @@ from gevent.event import Event
 from .. import gofmt
 from ..events import _nuid
 from ..fs.store import ACK_ALL, ACK_EXPLICIT, ACK_NONE, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, StoreError
+from ..fs.filestore import OBS_DIR
 from ..fs.store import WORK_QUEUE_POLICY
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal, subject_is_subset_match
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
 from .stream import (
     BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, json_object,
-    parse_go_time, want,
+    parse_go_time, want, want_enum,
 )
 
 log = logging.getLogger("gnatsd")
@@ -106,16 +107,6 @@ ACK_ACK, ACK_OK, ACK_NAK, ACK_PROGRESS, ACK_NEXT, ACK_TERM = b"+ACK", b"+OK", b"
 
 CONSUMER_META_FILE = "meta.inf"
 CONSUMER_META_SUM = "meta.sum"
-OBS_DIR = "obs"
-
-
-def _enum(d, key, table, default):
-    v = d.get(key)
-    if v is None:
-        return default
-    if type(v) is not str or v not in table:
-        raise BadJSON()
-    return table[v]
 
 
 def _time(d, key):
@@ -175,10 +166,10 @@ class ConsumerConfig:
         c.durable = want(d, "durable_name", str, "")
         c.name = want(d, "name", str, "")
         c.description = want(d, "description", str, "")
-        c.deliver_policy = _enum(d, "deliver_policy", DELIVER_POLICY, DELIVER_ALL)
+        c.deliver_policy = want_enum(d, "deliver_policy", DELIVER_POLICY, DELIVER_ALL)
         c.opt_start_seq = want(d, "opt_start_seq", int, 0, 0, 2**64 - 1)
         c.opt_start_time = _time(d, "opt_start_time")
-        c.ack_policy = _enum(d, "ack_policy", ACK_POLICY, ACK_NONE)
+        c.ack_policy = want_enum(d, "ack_policy", ACK_POLICY, ACK_NONE)
         c.ack_wait = want(d, "ack_wait", int, 0)
         c.max_deliver = want(d, "max_deliver", int, 0)
         backoff = d.get("backoff")
@@ -188,7 +179,7 @@ class ConsumerConfig:
             c.backoff = list(backoff)
         c.filter_subject = want(d, "filter_subject", str, "")
         c.filter_subjects = want(d, "filter_subjects", list, [])
-        c.replay_policy = _enum(d, "replay_policy", REPLAY_POLICY, REPLAY_INSTANT)
+        c.replay_policy = want_enum(d, "replay_policy", REPLAY_POLICY, REPLAY_INSTANT)
         c.rate_limit = want(d, "rate_limit_bps", int, 0, 0, 2**64 - 1)
         c.sample_freq = want(d, "sample_freq", str, "")
         c.max_waiting = want(d, "max_waiting", int, 0)

@@ -315,21 +315,20 @@ class JsAccount:
                 log.warning("  Error reading metafile %r: %s", os.path.join(path, "meta.inf"), e)
                 continue
             try:
-                mset = self.recover_stream(created, cfg)
+                self.recover_stream(created, cfg)
             except Exception as e:  # noqa: BLE001 - one bad stream must not stop the others
                 log.warning("  Error recreating stream %r: %s", name, e)
-                continue
-            st = mset.store.fast_state()
-            log.info("  Restored %s messages for stream '%s > %s'", f"{st.msgs:,}", self.acc.name, name)
-            recover_consumers(mset)
 
     def num_consumers(self):
         return sum(len(m.consumers) for m in self.streams.values())
 
     def recover_stream(self, created, cfg):
-        """Start stream `cfg` from the files in its directory (at start, or restored from
-        a snapshot). Returns it. May yield."""
+        """Start stream `cfg` and its consumers from the files in its directory (at start,
+        or restored from a snapshot). Returns it. May yield."""
         mset, _ = self.add_stream(cfg, created, recovering=True)
+        st = mset.store.fast_state()
+        log.info("  Restored %s messages for stream '%s > %s'", f"{st.msgs:,}", self.acc.name, cfg.name)
+        recover_consumers(mset)
         return mset
 
     def usage(self):

@@ -180,6 +180,9 @@ def handle_request(jsa, subject, reply, body):
         return None
     if n == 5:
         handler = _STREAM_HANDLERS.get(op)
+        if handler is None and op in ("SNAPSHOT", "RESTORE"):
+            from . import snapshot  # its own module, answering through this one's helpers
+            handler = snapshot.js_stream_snapshot_request if op == "SNAPSHOT" else snapshot.js_stream_restore_request
         if handler is not None:
             handler(jsa, tokens[4], reply, body)
         return None
@@ -521,12 +524,6 @@ _STREAM_HANDLERS = {
     "DELETE": js_stream_delete_request,
     "PURGE": js_stream_purge_request,
 }
-
-# Snapshots live in their own module, which answers through this one's helpers.
-from .snapshot import js_stream_restore_request, js_stream_snapshot_request  # noqa: E402
-
-_STREAM_HANDLERS["SNAPSHOT"] = js_stream_snapshot_request
-_STREAM_HANDLERS["RESTORE"] = js_stream_restore_request
 
 # -- consumers ---------------------------------------------------------------------------------
 

@@ -134,7 +134,9 @@ def want(d, key, kind, default, lo=INT64_MIN, hi=INT64_MAX):
     return v
 
 
-def _enum(d, key, table, default):
+def want_enum(d, key, table, default):
+    """The field `key` of a decoded request, one of `table`'s names (Go: a string type with
+    its own UnmarshalJSON), as `table`'s value. Raises BadJSON."""
     v = d.get(key)
     if v is None:
         return default
@@ -293,15 +295,15 @@ class StreamConfig:
         c.name = want(d, "name", str, "")
         c.description = want(d, "description", str, "")
         c.subjects = want(d, "subjects", list, [])
-        c.retention = _enum(d, "retention", RETENTION, LIMITS_POLICY)
+        c.retention = want_enum(d, "retention", RETENTION, LIMITS_POLICY)
         c.max_consumers = want(d, "max_consumers", int, 0)
         c.max_msgs = want(d, "max_msgs", int, 0)
         c.max_bytes = want(d, "max_bytes", int, 0)
         c.max_age = want(d, "max_age", int, 0)
         c.max_msgs_per_subject = want(d, "max_msgs_per_subject", int, 0)
         c.max_msg_size = want(d, "max_msg_size", int, 0, INT32_MIN, INT32_MAX)
-        c.discard = _enum(d, "discard", DISCARD, DISCARD_OLD)
-        c.storage = _enum(d, "storage", STORAGE, 0)
+        c.discard = want_enum(d, "discard", DISCARD, DISCARD_OLD)
+        c.storage = want_enum(d, "storage", STORAGE, 0)
         c.num_replicas = want(d, "num_replicas", int, 0)
         c.no_ack = want(d, "no_ack", bool, False)
         c.template_owner = want(d, "template_owner", str, "")
