@@ -30,6 +30,7 @@ they come back with the stream at start (`recover_consumers`).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -43,15 +44,15 @@ from gevent.event import Event
 
 from .. import gofmt
 from ..events import _nuid
+from ..fs.filestore import OBS_DIR, STREAM_META_FILE
 from ..fs.store import ACK_ALL, ACK_EXPLICIT, ACK_NONE, FILE_STORAGE, INTEREST_POLICY, LIMITS_POLICY, StoreError
-from ..fs.filestore import OBS_DIR
 from ..fs.store import WORK_QUEUE_POLICY
 from ..sublist import is_valid_subject, subject_has_wildcard, subject_is_literal, subject_is_subset_match
 from ..sublist import subjects_collide
 from .errors import ApiError, api_error
 from .stream import (
-    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, gather_source_mirror_subjects, is_valid_name, json_object,
-    parse_go_time, want, want_enum,
+    BadJSON, JS_MAX_DESCRIPTION_LEN, JS_MAX_NAME_LEN, add_headers, gather_source_mirror_subjects, is_valid_name, json_object,
+    parse_go_time, read_meta, want, want_enum, write_meta,
 )
 
 log = logging.getLogger("gnatsd")
@@ -105,8 +106,6 @@ JS_MSG_SIZE = b"Nats-Msg-Size"
 
 ACK_ACK, ACK_OK, ACK_NAK, ACK_PROGRESS, ACK_NEXT, ACK_TERM = b"+ACK", b"+OK", b"-NAK", b"+WPI", b"+NXT", b"+TERM"
 
-CONSUMER_META_FILE = "meta.inf"
-CONSUMER_META_SUM = "meta.sum"
 
 
 def _time(d, key):
@@ -453,7 +452,6 @@ def check_new_consumer_config(acc, cfg, ncfg):
 
 def create_consumer_name():
     """Go: createConsumerName (getHash of a NUID): 8 characters of base64-url SHA-256."""
-    import base64
     return base64.urlsafe_b64encode(hashlib.sha256(_nuid().encode()).digest()).decode()[:8]
 
 
@@ -814,15 +812,8 @@ class Consumer:
         state (file streams; the directory names the consumer). May yield."""
         if self.mset.cfg.storage != FILE_STORAGE or self.cfg.mem_storage or self.closed:
             return
-        from .stream import _write_file
-        d = {"created": gofmt.format_time(self.created)}
-        d.update(self.cfg.to_dict())
-        data = gofmt.marshal(d).encode()
-        odir = self.meta_dir()
         try:
-            os.makedirs(odir, exist_ok=True)
-            _write_file(os.path.join(odir, CONSUMER_META_FILE), data)
-            _write_file(os.path.join(odir, CONSUMER_META_SUM), hashlib.sha256(data).hexdigest().encode())
+            write_meta(self.meta_dir(), self.created, self.cfg.to_dict())
         except OSError as e:
             log.warning("JetStream consumer '%s > %s > %s' meta file: %s", self.acc.name, self.stream, self.name, e)
 
@@ -1814,8 +1805,7 @@ def next_req_from_msg(msg):
 
 def convert_to_headers_only(hdr, msg):
     """Go: convertToHeadersOnly. The header block with Nats-Msg-Size added."""
-    base = hdr[:-2] if hdr else b"NATS/1.0\r\n"
-    return base + JS_MSG_SIZE + b": " + str(len(msg)).encode() + b"\r\n\r\n"
+    return add_headers(hdr, JS_MSG_SIZE + b": " + str(len(msg)).encode() + b"\r\n")
 
 
 # -- adding consumers to a stream ------------------------------------------------------------------
@@ -1928,21 +1918,14 @@ def recover_consumers(mset):
         names = sorted(os.listdir(odir))
     except OSError:
         return
-    from .stream import decode_json
     for name in names:
         path = os.path.join(odir, name)
-        meta = os.path.join(path, CONSUMER_META_FILE)
+        meta = os.path.join(path, STREAM_META_FILE)
         if not os.path.exists(meta):
             continue
         try:
-            with open(meta, "rb") as f:
-                data = f.read()
-            with open(os.path.join(path, CONSUMER_META_SUM), "rb") as f:
-                if hashlib.sha256(data).hexdigest().encode() != f.read().strip():
-                    raise ValueError("consumer meta checksum mismatch")
-            d = decode_json(data)
+            created, d = read_meta(path)
             cfg = ConsumerConfig.from_dict(d)
-            created = parse_go_time(d.get("created", ""))
         except (OSError, ValueError) as e:
             log.warning("  Error reading consumer metafile %r: %s", meta, e)
             continue

@@ -41,7 +41,8 @@ from ..sublist import subjects_collide
 from .consumer import ConsumerConfig, add_consumer
 from .errors import ApiError, api_error
 from .stream import (
-    ZERO_TIME, BadJSON, StreamConfig, config_update_check, decode_json, format_ts, stored_msg_dict, want,
+    ZERO_TIME, BadJSON, StreamConfig, check_stream_cfg, config_update_check, decode_json, format_ts, stored_msg_dict,
+    want,
 )
 
 log = logging.getLogger("gnatsd")
@@ -259,13 +260,19 @@ def js_account_info_request(jsa, reply, body):
     send_api_response(jsa, reply, resp)
 
 
+def request_stream_config(body):
+    """The StreamConfig of a create or update request, or None when there is none to read
+    (Go answers "invalid JSON")."""
+    try:
+        return StreamConfig.from_dict(decode_json(body)) if body.strip() else None
+    except BadJSON:
+        return None
+
+
 def js_stream_create_request(jsa, name, reply, body):
     """Go: jsStreamCreateRequest."""
     rtype = JS_API_STREAM_CREATE_RESPONSE_TYPE
-    try:
-        cfg = StreamConfig.from_dict(decode_json(body)) if body.strip() else None
-    except BadJSON:
-        cfg = None
+    cfg = request_stream_config(body)
     if cfg is None:
         return error_response(jsa, reply, rtype, api_error("InvalidJSON"))
     if name != cfg.name:
@@ -294,15 +301,11 @@ def js_stream_create_request(jsa, name, reply, body):
 def js_stream_update_request(jsa, name, reply, body):
     """Go: jsStreamUpdateRequest."""
     rtype = JS_API_STREAM_UPDATE_RESPONSE_TYPE
-    try:
-        ncfg = StreamConfig.from_dict(decode_json(body)) if body.strip() else None
-    except BadJSON:
-        ncfg = None
+    ncfg = request_stream_config(body)
     if ncfg is None:
         return error_response(jsa, reply, rtype, api_error("InvalidJSON"))
     mset = jsa.streams.get(name)
     try:
-        from .stream import check_stream_cfg
         cfg = check_stream_cfg(jsa, ncfg)
         if name != cfg.name:
             raise api_error("StreamMismatch")

@@ -50,7 +50,7 @@ from ..gofmt import go_quote
 from ..sublist import subject_has_wildcard, subject_matches, subjects_collide
 from ..transform import SubjectTransform
 from .errors import api_error
-from .stream import JS_STREAM_SOURCE, get_header, remove_header
+from .stream import JS_STREAM_SOURCE, add_headers, get_header, remove_header
 
 log = logging.getLogger("gnatsd")
 
@@ -462,11 +462,7 @@ def process_source_msg(mset, si, subj, sm):
     hdr = sm.hdr
     if hdr:
         hdr = remove_header_prefix(remove_header(hdr, JS_STREAM_SOURCE), b"Nats-Expected-")
-    value = si.iname.encode() + b" " + str(sm.seq).encode()
-    if hdr:
-        hdr = hdr[:-2] + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
-    else:
-        hdr = b"NATS/1.0\r\n" + JS_STREAM_SOURCE + b": " + value + b"\r\n\r\n"
+    hdr = add_headers(hdr, JS_STREAM_SOURCE + b": " + si.iname.encode() + b" " + str(sm.seq).encode() + b"\r\n")
     mset.perr = None
     mset.process_jetstream_msg(subj, None, hdr, sm.msg, sourced=True)
     return stored(mset, si, "source " + go_quote(si.name))

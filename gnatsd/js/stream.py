@@ -685,6 +685,12 @@ def get_header(key, hdr):
     return hdr[start:end if end >= 0 else len(hdr)].strip(b" \t")
 
 
+def add_headers(hdr, lines):
+    """Header block `hdr` (a new one when it is empty) with `lines` appended, each
+    `Key: value\r\n` (Go: genHeader for headers the message does not have)."""
+    return (hdr[:-2] if hdr else b"NATS/1.0\r\n") + lines + b"\r\n"
+
+
 def remove_header(hdr, key):
     """Go: removeHeaderIfPresent over a full header block (with its blank line)."""
     i = hdr.find(b"\r\n" + key + b":")
@@ -827,8 +833,7 @@ class Stream:
         if self.cfg.republish.get("headers_only"):
             extra += b"Nats-Msg-Size: " + str(len(msg)).encode() + b"\r\n"
             msg = b""
-        hdr = (hdr[:-2] if hdr else b"NATS/1.0\r\n") + extra + b"\r\n"
-        self.send(tsubj, (hdr, msg))
+        self.send(tsubj, (add_headers(hdr, extra), msg))
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -989,8 +994,7 @@ class Stream:
                     # Go: no message outlives its subject's delete marker
                     ttl = sdm
                     hdr = remove_header(hdr, JS_MESSAGE_TTL)
-                    hdr = (hdr[:-2] if hdr else b"NATS/1.0\r\n") + JS_MESSAGE_TTL + b": " + str(ttl).encode() + \
-                        b"\r\n\r\n"
+                    hdr = add_headers(hdr, JS_MESSAGE_TTL + b": " + str(ttl).encode() + b"\r\n")
         if cfg.max_msg_size >= 0 and len(hdr) + len(msg) > cfg.max_msg_size:
             self.pub_ack_error(reply, api_error("StreamMessageExceedsMaximum"))
             return
@@ -1309,13 +1313,7 @@ class Stream:
         May yield."""
         if self.cfg.storage != FILE_STORAGE:
             return
-        d = {"created": gofmt.format_time(self.created)}
-        d.update(self.cfg.to_dict())
-        data = gofmt.marshal(d).encode()
-        sdir = self.jsa.stream_dir(self.cfg.name)
-        os.makedirs(sdir, exist_ok=True)
-        _write_file(os.path.join(sdir, STREAM_META_FILE), data)
-        _write_file(os.path.join(sdir, STREAM_META_SUM), hashlib.sha256(data).hexdigest().encode())
+        write_meta(self.jsa.stream_dir(self.cfg.name), self.created, self.cfg.to_dict())
 
     # -- DIRECT.GET ----------------------------------------------------------------------------
 
@@ -1364,9 +1362,8 @@ class Stream:
             return
         ts = gofmt.format_time(sm.ts).encode()
         extra = (b"Nats-Stream: " + self.cfg.name.encode() + b"\r\nNats-Subject: " + sm.subj +
-                 b"\r\nNats-Sequence: " + str(sm.seq).encode() + b"\r\nNats-Time-Stamp: " + ts + b"\r\n\r\n")
-        hdr = sm.hdr[:-2] + extra if sm.hdr else b"NATS/1.0\r\n" + extra
-        self.send(reply, (hdr, sm.msg))
+                 b"\r\nNats-Sequence: " + str(sm.seq).encode() + b"\r\nNats-Time-Stamp: " + ts + b"\r\n")
+        self.send(reply, (add_headers(sm.hdr, extra), sm.msg))
 
     def load(self, seq, last_for, next_for):
         """The message a MSG.GET or DIRECT.GET asks for, or None."""
@@ -1430,18 +1427,36 @@ def new_store(jsa, cfg):
     return FileStore(fcfg, cfg)
 
 
-def load_stream_meta(sdir):
-    """Go: the meta file checks of jsAccount's stream recovery. (created ns, StreamConfig);
-    raises ValueError when missing or corrupt."""
-    with open(os.path.join(sdir, STREAM_META_FILE), "rb") as f:
+def write_meta(path, created, cfg):
+    """Go: writeStreamMeta / writeConsumerMeta. `path`/meta.inf holds the creation time and
+    the config (`cfg`, a dict in Go's field order) as Go's JSON; meta.sum the SHA-256 of it
+    in hex (Go: a keyed HighwayHash). May yield."""
+    d = {"created": gofmt.format_time(created)}
+    d.update(cfg)
+    data = gofmt.marshal(d).encode()
+    os.makedirs(path, exist_ok=True)
+    _write_file(os.path.join(path, STREAM_META_FILE), data)
+    _write_file(os.path.join(path, STREAM_META_SUM), hashlib.sha256(data).hexdigest().encode())
+
+
+def read_meta(path):
+    """Go: the meta file checks of stream and consumer recovery. (created ns, the decoded
+    config dict) of a meta.inf that meta.sum vouches for; raises OSError or ValueError."""
+    with open(os.path.join(path, STREAM_META_FILE), "rb") as f:
         data = f.read()
-    with open(os.path.join(sdir, STREAM_META_SUM), "rb") as f:
+    with open(os.path.join(path, STREAM_META_SUM), "rb") as f:
         want_sum = f.read().strip()
     if hashlib.sha256(data).hexdigest().encode() != want_sum:
-        raise ValueError("stream meta checksum mismatch")
+        raise ValueError("meta checksum mismatch")
     d = decode_json(data)
-    cfg = StreamConfig.from_dict(d)
-    return parse_go_time(d.get("created", "")), cfg
+    return parse_go_time(d.get("created", "")), d
+
+
+def load_stream_meta(sdir):
+    """A stream's meta file: (created ns, StreamConfig); raises ValueError when missing or
+    corrupt."""
+    created, d = read_meta(sdir)
+    return created, StreamConfig.from_dict(d)
 
 
 def parse_go_time(s):
