@@ -905,7 +905,7 @@ class FileStore(IndexedStore):
             blk.compacting = False
         erased, blk.erased_while = blk.erased_while, None
         if blk.fd < 0 or blk.size != size_before or blk not in self._blks:
-            _unlink_quiet(blk.path + ".tmp")
+            unlink_quiet(blk.path + ".tmp")
             return
         # The swap: no yield from here on.
         os.rename(blk.path + ".tmp", blk.path)
@@ -1259,7 +1259,8 @@ def _write_atomic_tmp(path, data):
         os.close(fd)
 
 
-def _unlink_quiet(path):
+def unlink_quiet(path):
+    """Remove `path` if it is there."""
     try:
         os.unlink(path)
     except FileNotFoundError:

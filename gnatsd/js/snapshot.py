@@ -34,6 +34,7 @@ from gevent.event import Event
 
 from .. import gofmt
 from ..events import _nuid, send_internal_msg
+from ..fs.filestore import unlink_quiet
 from ..fs.store import FILE_STORAGE, StoreError
 from ..hub import run_blocking
 from ..sublist import is_valid_subject
@@ -151,7 +152,7 @@ def stream_snapshot(jsa, mset, files, deliver, chunk_size):
     ack_subj = JS_SNAPSHOT_ACK_T.format(mset.name, _nuid())
 
     def on_ack(sub, c, a, subj, reply, msg):
-        # The chunk's size is the reply's fifth token ($JS.SNAPSHOT.ACK.<stream>.<id>.<size>.<n>).
+        # The chunk's size is token 5 (from 0) of the reply, $JS.SNAPSHOT.ACK.<stream>.<id>.<size>.<n>.
         try:
             out[0] -= int(subj.split(b".")[5])
         except (IndexError, ValueError):
@@ -344,7 +345,7 @@ def _restore(jsa, cfg, tfile, sub, chunks, backlog, wake, client_info, start):
     finally:
         jsa.acc.internal_client().unsubscribe(sub)
         tfile.close()
-        _unlink_quiet(tfile.name)
+        unlink_quiet(tfile.name)
 
 
 def restore_stream(jsa, cfg, archive):
@@ -388,10 +389,3 @@ def _unpack(archive, sdir):
             src = tar.extractfile(member)
             with open(path, "wb") as f:
                 shutil.copyfileobj(src, f)
-
-
-def _unlink_quiet(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
