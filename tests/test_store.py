@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gnatsd.fs import filestore
+from gnatsd.fs import datasync, filestore
 from gnatsd.fs.filestore import (
     CRC_RESIDUE, HDR, FileStore, FileStoreConfig, decode_consumer_state,
 )
@@ -86,8 +86,11 @@ def stores(request, tmp_path):
     st_.close_all()
 
 
-@pytest.fixture
-def fstores(tmp_path):
+@pytest.fixture(params=["aio", "thread"])
+def fstores(request, tmp_path, monkeypatch):
+    """File stores, syncing through the kernel's AIO and through the thread fallback."""
+    if request.param == "thread":
+        monkeypatch.setattr(datasync, "use_aio", False)
     st_ = Stores("file", tmp_path)
     yield st_
     st_.close_all()

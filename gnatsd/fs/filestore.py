@@ -38,9 +38,9 @@ is still needed (the compactor greenlet).
 Durability. With `sync_interval="always"` (the default) store_msg returns only after its
 record is on disk. Records are appended to a buffer and written to the block with one
 write when the hub's pass ends (or before the sync that must cover them), then synced in
-rounds: one round at a time, its fdatasyncs run in a thread of the store's own
-(`hub.Worker`) so the hub keeps running, and every write made while a round runs is
-covered by the next one (group commit; `fsyncs` counts the rounds). A round starts from
+rounds: one round at a time, its fdatasyncs run by the kernel (Linux AIO) or in a thread
+of the store's own (datasync.py) so the hub keeps running, and every write made while a
+round runs is covered by the next one (group commit; `fsyncs` counts the rounds). A round starts from
 the hub's callbacks, after every greenlet that was ready ran, so writers woken by the
 last round join the next. A caller that must not wait (a connection's readloop) stores
 with `wait=False` and is called back by `on_synced`, from the hub, after the fsync that
@@ -65,7 +65,8 @@ import gevent.event
 import msgpack
 import snappy
 
-from gnatsd.hub import Worker, run_blocking
+from gnatsd.hub import run_blocking
+from gnatsd.fs.datasync import new_syncer
 from gnatsd.fs.store import (
     FILE_STORAGE, LIMITS_POLICY, BaseConsumerStore, ConsumerState, ErrStoreClosed, ErrStoreMsgNotFound,
     ErrStoreSnapshotInProgress, ErrStoreWrongType, ErrMsgTooLarge, IndexedStore, LostStreamData, SequencePair,
@@ -122,9 +123,6 @@ class FileStoreConfig:
         self.sync_interval = sync_interval
 
 
-_datasync = getattr(os, "fdatasync", os.fsync)  # the data and the file size, not the times
-
-
 def dyn_blk_size(retention, max_bytes):
     """Go: dynBlkSize, as 2.9.10 has it (a size between the bounds gives the medium one)."""
     if max_bytes > 0:
@@ -137,12 +135,6 @@ def dyn_blk_size(retention, max_bytes):
             return FILE_STORE_MAX_BLK_SIZE
         return DEFAULT_MEDIUM_BLOCK_SIZE
     return DEFAULT_LARGE_BLOCK_SIZE if retention == LIMITS_POLICY else DEFAULT_MEDIUM_BLOCK_SIZE
-
-
-def _sync_fds(fds):
-    """Runs in the store's syncer thread."""
-    for fd in fds:
-        _datasync(fd)
 
 
 def _write_atomic(path, data):
@@ -311,7 +303,7 @@ class FileStore(IndexedStore):
         self._snapshotting = False
         self._flush_soon = False  # a _flush_writes_soon callback is queued
         self._prealloc = hasattr(os, "posix_fallocate")
-        self._syncer = Worker()  # the thread that runs the fsyncs
+        self._syncer = new_syncer()  # runs the rounds' fdatasyncs
         self._hub = gevent.get_hub()
         self._dir = fcfg.store_dir
         self._mdir = os.path.join(self._dir, MSGS_DIR)
@@ -963,7 +955,7 @@ class FileStore(IndexedStore):
 
     def _begin_round(self):
         """Go: syncBlocks. The hub's callback: write what is buffered and hand the fsyncs
-        of every block written since the last round to the syncer thread. Group commit:
+        of every block written since the last round to the syncer. Group commit:
         the round starts only when the hub has run every greenlet that was ready (writers
         woken by the last round append first and join it), and covers every write made
         until then; writers that come while it runs wait for the next one."""
@@ -991,7 +983,7 @@ class FileStore(IndexedStore):
         r.gone, self._gone_unsynced = self._gone_unsynced, []
         if r.dir_dirty:
             fds.append(self._dfd)
-        self._syncer.submit(_sync_fds, (fds,), self._round_done)
+        self._syncer.sync(fds, self._round_done)
 
     def _round_done(self, _, err):
         """The hub's callback when the round's fsyncs are done (or failed with `err`).
