@@ -250,6 +250,10 @@ class Sublist:
         else:
             # Go: emptyResult. One shared object for every subject without interest.
             result = EMPTY_RESULT
+        if subject.startswith(b"_INBOX."):
+            # A reply inbox gets one message (a response, a PubAck): caching it would only push
+            # out the subjects that come back, and the insert and the sweeps cost twice the walk.
+            return result
         cache = self.cache
         cache[subject] = result
         if len(cache) > SL_CACHE_MAX:

@@ -336,6 +336,21 @@ def test_sublist_cache_hit_and_stats():
     assert s.removes == 1
 
 
+def test_reply_inboxes_are_not_cached():
+    # Each reply inbox gets one message: matching one must not evict the subjects that come
+    # back, and a later subscription is seen at once.
+    s = Sublist()
+    s.insert(new_sub("_INBOX.abc.*"))
+    s.insert(new_sub("foo"))
+    m(s, "foo")
+    for i in range(3 * SL_CACHE_MAX):
+        assert len(m(s, f"_INBOX.abc.{i}").psubs) == 1
+    assert list(s.cache) == [b"foo"]
+    s.insert(new_sub("_INBOX.abc.7"))
+    assert len(m(s, "_INBOX.abc.7").psubs) == 2
+    assert len(m(s, "_INBOXES.x").psubs) == 0 and b"_INBOXES.x" in s.cache  # only the prefix
+
+
 def test_sublist_cache_invalidation_is_selective():
     s = Sublist()
     s.insert(new_sub("foo.bar"))
