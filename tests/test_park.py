@@ -5,6 +5,8 @@ every way of closing must reach a parked connection. TLS cases are in test_tls.p
 """
 from __future__ import annotations
 
+import threading
+
 from conftest import PONG_RE, check_for, client_subs
 
 from gnatsd.const import START_BUF_SIZE
@@ -17,8 +19,9 @@ def client_of(server, c):
 
 
 def parked(cl):
+    """No readloop runs, and the watcher waits for the next read."""
     watcher = cl._read_watcher
-    return watcher is not None and watcher.active
+    return cl._parked and watcher is not None and watcher.active
 
 
 def closed_parked(cl, reason):
@@ -103,3 +106,23 @@ def test_shutdown_closes_parked_connections(make_server, raw_conn):
     for c, cl in zip(conns, clients):
         assert c.read_all_until_closed() == b""
         assert closed_parked(cl, ClosedState.ServerShutdown)
+
+
+
+def test_a_readloop_that_waits_with_data_pending_stops_watching(make_server, raw_conn):
+    # The watcher stays started from one park to the next. A readloop that waits (here on a
+    # slow consumer) while its socket has more data must stop it, or every turn of the hub
+    # would call it again at once; parking starts it again.
+    s = make_server(max_pending=256 * 1024, max_payload=8192)
+    sub = raw_conn(s)
+    sub.send(b"SUB foo 1\r\nPING\r\n")
+    sub.expect(PONG_RE)  # then reads nothing: the server's writes back up
+    pub = raw_conn(s)
+    cl = client_of(s, pub)
+    data = (b"PUB foo 4000\r\n" + b"x" * 4000 + b"\r\n") * 3000 + b"PING\r\n"
+    sender = threading.Thread(target=pub.sock.sendall, args=(data,))
+    sender.start()
+    check_for(5, lambda: not cl._parked and not cl._watching, sleep=0.001)
+    sender.join()
+    pub.expect(PONG_RE, timeout=10)  # the stalls end (1 s at most each)
+    check_for(5, lambda: parked(cl) and cl._watching)

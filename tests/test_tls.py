@@ -269,7 +269,7 @@ def _parked_client(server, **state):
     """The server's one client, once it is parked (conn.py, Client.park) with parser `state`."""
     check_for(5, lambda: len(server.clients) == 1)
     cl = next(iter(server.clients.values()))
-    check_for(5, lambda: cl._read_watcher is not None and cl._read_watcher.active
+    check_for(5, lambda: cl._parked and cl._read_watcher is not None and cl._read_watcher.active
               and all(getattr(cl, k) == v for k, v in state.items()))
     return cl
 
