@@ -96,6 +96,11 @@ FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
 MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
+READ_AHEAD_MIN = 16 * 1024  # the first chunk read ahead from a block read in order, then twice
+READ_AHEAD = 256 * 1024  # ... the size of the one before up to this
+READ_GAP = 4096  # a read at most this far after the last one of its block reads ahead
+READ_CHUNKS = 4  # chunks a store keeps (one per block), the least recently made dropped first
+READ_CACHE_EXPIRE = 5.0  # Go: defaultCacheBufferExpiration; a chunk not read for this long goes
 CONSUMER_STATE_MIN_INTERVAL = 0.1  # Go: consumerFileStore.flushLoop's minTime
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
@@ -229,7 +234,8 @@ class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
     __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "pend_offs", "last_off", "first",
-                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
+                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while", "chunk",
+                 "ra_next")
 
     def __init__(self, index, path, fd):
         self.index = index
@@ -249,6 +255,8 @@ class _MsgBlock:
         self.refs = set()  # sequences of the DEL records in this file
         self.compacting = False
         self.erased_while = None  # sequences erased while the compactor ran
+        self.chunk = None  # the _Chunk read ahead from the file (Go: cache)
+        self.ra_next = 0  # the end of the last read from the file: a read near it reads ahead
 
     def buffered(self, off):
         """The record at offset `off`, with its CRC, not yet written."""
@@ -261,6 +269,21 @@ class _MsgBlock:
         self.last = seq
         self.live += 1
         self.live_bytes += rl
+
+
+class _Chunk:
+    """Go: cache (msgBlock.cache). Bytes [start, end) of a block's file, read at once; the
+    records in [start, checked) passed their CRC check when it was read."""
+
+    __slots__ = ("blk", "start", "end", "buf", "checked", "used")
+
+    def __init__(self, blk, start, buf):
+        self.blk = blk
+        self.start = start
+        self.end = start + len(buf)
+        self.buf = buf
+        self.checked = start
+        self.used = True  # read since the expiry timer last looked
 
 
 class _SyncRound:
@@ -306,6 +329,8 @@ class FileStore(IndexedStore):
         self._lmb = None
         self._compact_q = []
         self._compactor = None
+        self._chunks = []  # the blocks' read-ahead _Chunks, the last made first
+        self._chunk_timer = None
         self._flusher = None
         self._consumer_stores = []
         self._snapshotting = False
@@ -675,22 +700,47 @@ class FileStore(IndexedStore):
         return loc.sz
 
     def _load(self, seq, loc):
-        """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
+        """Go: msgForSeq (fetchMsg, cacheLookup). Read and check the record; a bad one is
+        reported lost, not served. A record not yet written comes from the write buffer; a
+        written one from its block's read-ahead chunk when it is in it or is read in order
+        after the last read from the block (_read_ahead), else with one pread."""
         blk = loc.blk
-        if loc.off < blk.flushed:
-            buf = os.pread(blk.fd, loc.rl, loc.off)
+        off = loc.off
+        rl = loc.rl
+        if off >= blk.flushed:
+            buf = blk.buffered(off)
+            i = 0
+            ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
         else:
-            buf = blk.buffered(loc.off)
-        if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
-            rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
-            if rseq == seq and rl == loc.rl:
-                p = HDR_SIZE + slen
+            c = blk.chunk
+            if c is None or off < c.start or off + rl > c.end:
+                ra = blk.ra_next
+                if ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD:
+                    c = self._read_ahead(blk, off, rl)
+                else:  # a lone read (a KV get, a redelivery): only its record
+                    c = None
+                    blk.ra_next = off + rl
+            if c is not None:
+                c.used = True
+                buf = c.buf
+                i = off - c.start
+                ok = off + rl <= c.checked or zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE
+            else:
+                buf = os.pread(blk.fd, rl, off)
+                i = 0
+                ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
+        if ok:
+            rlen, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf, i)
+            if rseq == seq and rlen == rl:
+                p = i + HDR_SIZE + slen
+                q = p + hlen
+                end = i + rl - CRC.size
                 if kind == REC_MSG:
-                    return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                    return StoreMsg(loc.subj, buf[p:q], buf[q:end], seq, ts)
                 if kind == REC_MSG_S2:
                     try:
-                        hdr = snappy.decompress(buf[p:p + hlen]) if hlen else b""
-                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[p + hlen:rl - 4]), seq, ts)
+                        hdr = snappy.decompress(buf[p:q]) if hlen else b""
+                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[q:end]), seq, ts)
                     except Exception:  # noqa: BLE001 - the codec's errors: reported lost below
                         pass
         log.error("Filestore [%s] message %d in block %s is corrupt, marking it lost",
@@ -701,6 +751,78 @@ class FileStore(IndexedStore):
         self._lost.bytes += loc.rl
         self._remove_msg(seq, False)
         raise ErrStoreMsgNotFound()
+
+    # -- the read cache ------------------------------------------------------------------------
+
+    def _read_ahead(self, blk, off, rl):
+        """Go: loadMsgs, for a part of the block. For a read of the record at `off` (`rl`
+        bytes) that ends past the end of the last read from the block's file and starts at
+        most READ_GAP bytes after it: the block is being read in order (a consumer). Read
+        its written bytes from `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice
+        as many as the chunk it replaces when the reads went on past that one, up to
+        READ_AHEAD, as the kernel's read-ahead grows), check its records in one pass, and
+        serve the reads after it from it. Does not yield."""
+        prev = blk.chunk
+        if prev is None or off < prev.start:
+            size = READ_AHEAD_MIN
+        else:
+            size = min(2 * (prev.end - prev.start), READ_AHEAD)
+        buf = os.pread(blk.fd, min(max(size, rl), blk.flushed - off), off)
+        c = _Chunk(blk, off, buf)
+        # Check the records from the chunk's start until one is bad (or cut off by the
+        # chunk's end): those after a bad one are checked on each read, as without a cache.
+        mv = memoryview(buf)
+        end = len(buf)
+        i = 0
+        while end - i >= REC_OVERHEAD:
+            n = CRC.unpack_from(buf, i)[0]
+            if n < REC_OVERHEAD or i + n > end or zlib.crc32(mv[i:i + n]) != CRC_RESIDUE:
+                break
+            i += n
+        c.checked = off + i
+        blk.ra_next = c.end
+        chunks = self._chunks
+        if prev is not None:
+            chunks.remove(prev)
+        blk.chunk = c
+        chunks.insert(0, c)
+        if len(chunks) > READ_CHUNKS:
+            chunks.pop().blk.chunk = None
+        if self._chunk_timer is None:
+            self._chunk_timer = gevent.spawn_later(READ_CACHE_EXPIRE, self._expire_chunks)
+        return c
+
+    def _drop_chunk(self, blk):
+        """Forget what was read ahead from `blk`: its bytes changed (an erase, a compaction,
+        a truncation) or its file is gone."""
+        if blk.chunk is not None:
+            self._chunks.remove(blk.chunk)
+            blk.chunk = None
+        blk.ra_next = 0
+
+    def _expire_chunks(self):
+        """Go: expireCache. Runs READ_CACHE_EXPIRE seconds after the timer was armed: drops
+        the chunks not read since it last ran (so a stream that stops reading holds none
+        after two periods) and rearms while some are left."""
+        self._chunk_timer = None
+        keep = []
+        for c in self._chunks:
+            if c.used:
+                c.used = False
+                keep.append(c)
+            else:
+                c.blk.chunk = None
+        self._chunks = keep
+        if keep and not self._closed:
+            self._chunk_timer = gevent.spawn_later(READ_CACHE_EXPIRE, self._expire_chunks)
+
+    def _clear_read_cache(self):
+        for c in self._chunks:
+            c.blk.chunk = None
+        self._chunks = []
+        if self._chunk_timer is not None:
+            self._chunk_timer.kill(block=False)
+            self._chunk_timer = None
 
     def _removed(self, seq, loc, secure):
         blk = loc.blk
@@ -725,6 +847,7 @@ class FileStore(IndexedStore):
         if loc.off >= blk.flushed:
             self._flush_writes()
         os.pwrite(blk.fd, rec + CRC.pack(zlib.crc32(rec)), loc.off)
+        self._drop_chunk(blk)  # nor may the erased bytes stay in memory
         self._wgen += 1
         if blk is not self._lmb and blk not in self._unsynced:
             self._unsynced.append(blk)
@@ -773,6 +896,7 @@ class FileStore(IndexedStore):
         self._flush_writes()  # a no-op unless `keep` is the last block
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
+        self._drop_chunk(keep)  # the cut part is written again
         keep.size = keep.flushed = keep.alloc = end
         keep.last_off = loc.off
         keep.last = seq
@@ -827,6 +951,7 @@ class FileStore(IndexedStore):
     def _drop_block_file(self, blk):
         self._close_fd(blk.fd)
         blk.fd = -1
+        self._drop_chunk(blk)
         blk.pend = []
         blk.pend_offs = []
         if blk.dead:
@@ -911,6 +1036,7 @@ class FileStore(IndexedStore):
         os.rename(blk.path + ".tmp", blk.path)
         self._close_fd(blk.fd)
         blk.fd = os.open(blk.path, os.O_RDWR)
+        self._drop_chunk(blk)
         blk.size = blk.flushed = blk.alloc = len(data)
         blk.dead = set()
         blk.refs = needed
@@ -1215,6 +1341,7 @@ class FileStore(IndexedStore):
             self._write_snapshot()
         except OSError as e:
             log.error("Filestore [%s] stop: %s", self.cfg.name, e)
+        self._clear_read_cache()
         for blk in self._blks:
             self._close_fd(blk.fd)
             blk.fd = -1
@@ -1235,6 +1362,7 @@ class FileStore(IndexedStore):
                 self._compactor.join()
             self._closed = True
             self._wait_round()
+            self._clear_read_cache()
             for blk in self._blks:
                 self._close_fd(blk.fd)
                 blk.fd = -1
