@@ -31,6 +31,21 @@ bad record: at the end of the last block (a torn write) the file is cut there wi
 warning; anywhere else the bad bytes and the sequences they must have held are reported as
 lost (`state().lost`, an error in the log) and the rest is served.
 
+Reading (Go: msgBlock.cache, fetchMsg, loadMsgs). A record still in the write buffer is
+served from it. A written one is read with one pread and checked, unless its block is being
+read in order: a read that ends past the end of the block's last read and starts at most
+READ_GAP bytes after it (a consumer, filtered or not) reads a chunk of the block from its
+record on (16 KiB, then twice the size of the chunk before, up to 256 KiB; never past the
+written bytes), checks the chunk's records in one pass, and the reads after it are served
+from the chunk without a syscall or a second check. A record after a bad one in a chunk is
+checked on each read, and a bad record is reported lost exactly as without the cache. A
+lone read (a KV get, a redelivery) reads only its record. A block keeps one chunk, a store
+at most READ_CHUNKS (1 MiB), and a chunk not read for READ_CACHE_EXPIRE seconds (Go's 5 s)
+goes within twice that. Bytes of a block change in place only through an erase, a
+compaction's rewrite or a truncation, and a block's file only goes away by removal or purge:
+each drops the block's chunk (an erased record's bytes leave memory too), as do stop and
+delete. Go caches whole blocks (up to 8 MiB) and checks each record on its first read.
+
 Removals append DEL records to the last block. A block whose messages are all removed is
 deleted once no other block needs its tombstones; a sparse one is rewritten with only what
 is still needed (the compactor greenlet).
