@@ -1267,13 +1267,22 @@ def cached(s, seq):
     return c if c is not None and c.start <= loc.off and loc.off + loc.rl <= c.end else None
 
 
+def checked(s, seq):
+    """Whether message `seq`'s record passed its check in its chunk."""
+    loc = s._msgs[seq]
+    c = cached(s, seq)
+    return c.checked[(loc.off - c.start) // filestore.REC_OVERHEAD]
+
+
 def test_read_ahead_serves_reads_in_order(fstores):
     s = fstores.make(block_size=1 << 20)
     fill_in_order(s, 800)
     assert read_all(s) == msgs_of(1, 0, 800)
     c = cached(s, 800)
     assert c is not None and s._chunks == [c] and s._chunk_timer is not None
-    assert c.start > 0 and c.checked == c.end == s._lmb.flushed  # every record checked once, when read
+    assert c.start > 0 and c.end == s._lmb.flushed
+    in_chunk = [q for q in range(1, 801) if cached(s, q) is c]
+    assert len(in_chunk) > 100 and all(checked(s, q) for q in in_chunk)  # once, on the first read
     assert [s.load_msg(q).msg for q in range(799, 801)] == [b"msg-00798", b"msg-00799"]
     s.stop()
     assert s._chunks == [] and s._lmb.chunk is None and s._chunk_timer is None
@@ -1381,10 +1390,11 @@ def test_corruption_found_through_the_read_cache(fstores, gnatsd_log):
     got = read_all(s)
     assert [q for q, _ in got] == [q for q in range(1, 301) if q not in bad]
     assert all(m == b"msg-%05d" % (q - 1) for q, m in got)
+    # Both were read from the chunk that holds the records around them.
     c = cached(s, 151)
-    # The chunk's one pass stopped at the first bad record; those after it were checked
-    # when read, which found the second.
-    assert c is not None and c.start < locs[0].off and c.checked == locs[0].off
+    assert c is not None and c.start < locs[0].off and locs[1].off + locs[1].rl <= c.end
+    assert checked(s, 149) and checked(s, 151) and checked(s, 201)
+    assert not c.checked[(locs[0].off - c.start) // filestore.REC_OVERHEAD]
     st_ = s.state()
     assert st_.msgs == 298 and st_.lost == LostStreamData(list(bad), 2 * locs[0].rl)
     assert "message 150 in block 1 is corrupt" in gnatsd_log.text

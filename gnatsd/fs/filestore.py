@@ -36,10 +36,10 @@ served from it. A written one is read with one pread and checked, unless its blo
 read in order: a read that ends past the end of the block's last read and starts at most
 READ_GAP bytes after it (a consumer, filtered or not) reads a chunk of the block from its
 record on (16 KiB, then twice the size of the chunk before, up to 256 KiB; never past the
-written bytes), checks the chunk's records in one pass, and the reads after it are served
-from the chunk without a syscall or a second check. A record after a bad one in a chunk is
-checked on each read, and a bad record is reported lost exactly as without the cache. A
-lone read (a KV get, a redelivery) reads only its record. A block keeps one chunk, a store
+written bytes), and the reads after it are served from the chunk without a syscall; each
+record is checked on its first read from the chunk only (a filtered consumer does not pay
+for the records it skips; a second consumer reading the same records checks none), and a
+bad one is reported lost exactly as without the cache. A lone read (a KV get, a redelivery) reads only its record. A block keeps one chunk, a store
 at most READ_CHUNKS (1 MiB), and a chunk not read for READ_CACHE_EXPIRE seconds (Go's 5 s)
 goes within twice that. Bytes of a block change in place only through an erase, a
 compaction's rewrite or a truncation, and a block's file only goes away by removal or purge:
@@ -287,8 +287,10 @@ class _MsgBlock:
 
 
 class _Chunk:
-    """Go: cache (msgBlock.cache). Bytes [start, end) of a block's file, read at once; the
-    records in [start, checked) passed their CRC check when it was read."""
+    """Go: cache (msgBlock.cache). Bytes [start, end) of a block's file, read at once.
+    `checked[(off - start) // REC_OVERHEAD]` is set once the record at `off` passed its CRC
+    check (Go: the hash-checked bit of cacheLookup); records are at least REC_OVERHEAD bytes
+    long, so each has its own slot."""
 
     __slots__ = ("blk", "start", "end", "buf", "checked", "used")
 
@@ -297,7 +299,7 @@ class _Chunk:
         self.start = start
         self.end = start + len(buf)
         self.buf = buf
-        self.checked = start
+        self.checked = bytearray(len(buf) // REC_OVERHEAD + 1)
         self.used = True  # read since the expiry timer last looked
 
 
@@ -739,7 +741,9 @@ class FileStore(IndexedStore):
                 c.used = True
                 buf = c.buf
                 i = off - c.start
-                ok = off + rl <= c.checked or zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE
+                ok = c.checked[i // REC_OVERHEAD]
+                if not ok and zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE:
+                    ok = c.checked[i // REC_OVERHEAD] = 1
             else:
                 buf = os.pread(blk.fd, rl, off)
                 i = 0
@@ -775,8 +779,8 @@ class FileStore(IndexedStore):
         most READ_GAP bytes after it: the block is being read in order (a consumer). Read
         its written bytes from `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice
         as many as the chunk it replaces when the reads went on past that one, up to
-        READ_AHEAD, as the kernel's read-ahead grows), check its records in one pass, and
-        serve the reads after it from it. Does not yield."""
+        READ_AHEAD, as the kernel's read-ahead grows), which serves the reads after it.
+        Does not yield."""
         prev = blk.chunk
         if prev is None or off < prev.start:
             size = READ_AHEAD_MIN
@@ -784,17 +788,6 @@ class FileStore(IndexedStore):
             size = min(2 * (prev.end - prev.start), READ_AHEAD)
         buf = os.pread(blk.fd, min(max(size, rl), blk.flushed - off), off)
         c = _Chunk(blk, off, buf)
-        # Check the records from the chunk's start until one is bad (or cut off by the
-        # chunk's end): those after a bad one are checked on each read, as without a cache.
-        mv = memoryview(buf)
-        end = len(buf)
-        i = 0
-        while end - i >= REC_OVERHEAD:
-            n = CRC.unpack_from(buf, i)[0]
-            if n < REC_OVERHEAD or i + n > end or zlib.crc32(mv[i:i + n]) != CRC_RESIDUE:
-                break
-            i += n
-        c.checked = off + i
         blk.ra_next = c.end
         chunks = self._chunks
         if prev is not None:
