@@ -1312,10 +1312,10 @@ def test_read_cache_expires_when_idle(fstores):
 
 
 def test_read_cache_is_bounded(fstores):
-    s = fstores.make(block_size=4096)
-    fill_in_order(s, 1000)
+    s = fstores.make(block_size=20_000, sync_interval=LAZY)
+    fill_in_order(s, 5000)
     assert len(s._blks) > 2 * filestore.READ_CHUNKS
-    assert read_all(s) == msgs_of(1, 0, 1000)
+    assert read_all(s) == msgs_of(1, 0, 5000)
     assert 0 < len(s._chunks) <= filestore.READ_CHUNKS
     assert sum(b.chunk is not None for b in s._blks) == len(s._chunks)
 
@@ -1402,23 +1402,30 @@ def test_corruption_found_through_the_read_cache(fstores, gnatsd_log):
 
 
 def test_read_cache_follows_the_writer(fstores):
-    # A consumer right behind the writer reads records still buffered, just written, and
-    # in chunks read before more was written after them.
+    # A consumer right behind the writer reads records still buffered or just written one
+    # at a time; one that falls behind reads chunks, which end where the written bytes did.
     s = fstores.make(block_size=1 << 20, sync_interval=LAZY)
     got = []
     chunks = 0
-    seq = 1
-    for i in range(600):
+
+    def catch_up():
+        seq = got[-1][0] + 1 if got else 1
+        while True:
+            sm = s.load_next_msg(b"", False, seq)
+            if sm is None:
+                return
+            got.append((sm.seq, sm.msg))
+            seq = sm.seq + 1
+
+    for i in range(3000):
         s.store_msg(b"c", b"", b"msg-%05d" % i, wait=False)
         if i % 7 == 0:
             gevent.sleep(0)  # the pass ends: the buffered records are written
-        if i % 3 == 2:
-            while True:
-                sm = s.load_next_msg(b"", False, seq)
-                if sm is None:
-                    break
-                got.append((sm.seq, sm.msg))
-                seq = sm.seq + 1
+        if i < 300 and i % 3 == 2 or i % 700 == 699:
+            catch_up()
             chunks += s._lmb.chunk is not None
-    assert got == msgs_of(1, 0, len(got)) and len(got) >= 598
+            if i < 300:
+                assert s._lmb.chunk is None  # right behind the writer
+    catch_up()
+    assert got == msgs_of(1, 0, 3000)
     assert chunks > 0

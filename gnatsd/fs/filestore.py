@@ -34,17 +34,19 @@ lost (`state().lost`, an error in the log) and the rest is served.
 Reading (Go: msgBlock.cache, fetchMsg, loadMsgs). A record still in the write buffer is
 served from it. A written one is read with one pread and checked, unless its block is being
 read in order: a read that ends past the end of the block's last read and starts at most
-READ_GAP bytes after it (a consumer, filtered or not) reads a chunk of the block from its
-record on (16 KiB, then twice the size of the chunk before, up to 256 KiB; never past the
-written bytes), and the reads after it are served from the chunk without a syscall; each
-record is checked on its first read from the chunk only (a filtered consumer does not pay
-for the records it skips; a second consumer reading the same records checks none), and a
-bad one is reported lost exactly as without the cache. A lone read (a KV get, a redelivery) reads only its record. A block keeps one chunk, a store
-at most READ_CHUNKS (1 MiB), and a chunk not read for READ_CACHE_EXPIRE seconds (Go's 5 s)
-goes within twice that. Bytes of a block change in place only through an erase, a
-compaction's rewrite or a truncation, and a block's file only goes away by removal or purge:
-each drops the block's chunk (an erased record's bytes leave memory too), as do stop and
-delete. Go caches whole blocks (up to 8 MiB) and checks each record on its first read.
+READ_GAP bytes after it (a consumer, filtered or not), with at least READ_AHEAD_FLOOR
+written bytes after its record (not a consumer right behind the writer), reads a chunk of
+the block from its record on (16 KiB, then twice the size of the chunk before, up to
+256 KiB; never past the written bytes), and the reads after it are served from the chunk
+without a syscall; each record is checked on its first read from the chunk only (a filtered
+consumer does not pay for the records it skips; a second consumer reading the same records
+checks none), and a bad one is reported lost exactly as without the cache. A lone read (a KV
+get, a redelivery) reads only its record. A block keeps one chunk, a store at most
+READ_CHUNKS (1 MiB), and a chunk not read for READ_CACHE_EXPIRE seconds (Go's 5 s) goes
+within twice that. Bytes of a block change in place only through an erase, a compaction's
+rewrite or a truncation, and a block's file only goes away by removal or purge: each drops
+the block's chunk (an erased record's bytes leave memory too), as do stop and delete. Go
+caches whole blocks (up to 8 MiB) and checks each record on its first read.
 
 Removals append DEL records to the last block. A block whose messages are all removed is
 deleted once no other block needs its tombstones; a sparse one is rewritten with only what
@@ -113,7 +115,8 @@ PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
 MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
 READ_AHEAD_MIN = 16 * 1024  # the first chunk read ahead from a block read in order, then twice
 READ_AHEAD = 256 * 1024  # ... the size of the one before up to this
-READ_GAP = 4096  # a read at most this far after the last one of its block reads ahead
+READ_GAP = 4096  # a read at most this far after the last one of its block reads ahead...
+READ_AHEAD_FLOOR = 4096  # ... when at least this many written bytes follow its record
 READ_CHUNKS = 4  # chunks a store keeps (one per block), the least recently made dropped first
 READ_CACHE_EXPIRE = 5.0  # Go: defaultCacheBufferExpiration; a chunk not read for this long goes
 CONSUMER_STATE_MIN_INTERVAL = 0.1  # Go: consumerFileStore.flushLoop's minTime
@@ -732,9 +735,10 @@ class FileStore(IndexedStore):
             c = blk.chunk
             if c is None or off < c.start or off + rl > c.end:
                 ra = blk.ra_next
-                if ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD:
+                if (ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD
+                        and blk.flushed - off >= READ_AHEAD_FLOOR):
                     c = self._read_ahead(blk, off, rl)
-                else:  # a lone read (a KV get, a redelivery): only its record
+                else:  # a lone read (a KV get, a redelivery, right behind the writer): its record
                     c = None
                     blk.ra_next = off + rl
             if c is not None:
@@ -776,7 +780,9 @@ class FileStore(IndexedStore):
     def _read_ahead(self, blk, off, rl):
         """Go: loadMsgs, for a part of the block. For a read of the record at `off` (`rl`
         bytes) that ends past the end of the last read from the block's file and starts at
-        most READ_GAP bytes after it: the block is being read in order (a consumer). Read
+        most READ_GAP bytes after it: the block is being read in order (a consumer); when
+        at least READ_AHEAD_FLOOR written bytes follow the record (a consumer right behind
+        the writer reads one record at a time, which a chunk would not save). Read
         its written bytes from `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice
         as many as the chunk it replaces when the reads went on past that one, up to
         READ_AHEAD, as the kernel's read-ahead grows), which serves the reads after it.
