@@ -778,15 +778,14 @@ class FileStore(IndexedStore):
     # -- the read cache ------------------------------------------------------------------------
 
     def _read_ahead(self, blk, off, rl):
-        """Go: loadMsgs, for a part of the block. For a read of the record at `off` (`rl`
-        bytes) that ends past the end of the last read from the block's file and starts at
-        most READ_GAP bytes after it: the block is being read in order (a consumer); when
-        at least READ_AHEAD_FLOOR written bytes follow the record (a consumer right behind
-        the writer reads one record at a time, which a chunk would not save). Read
-        its written bytes from `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice
-        as many as the chunk it replaces when the reads went on past that one, up to
-        READ_AHEAD, as the kernel's read-ahead grows), which serves the reads after it.
-        Does not yield."""
+        """Go: loadMsgs, for a part of the block. Called by _load for a read of the record
+        at `off` (`rl` bytes) that looks like reading in order (a consumer): it ends past
+        the end of the last read from the block's file, starts at most READ_GAP bytes after
+        it, and at least READ_AHEAD_FLOOR written bytes follow it (right behind the writer
+        a chunk would hold a record or two and save nothing). Reads the written bytes from
+        `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice as many as the chunk it
+        replaces when the reads went on past that one, up to READ_AHEAD, as the kernel's
+        read-ahead grows), which serves the reads after it. Does not yield."""
         prev = blk.chunk
         if prev is None or off < prev.start:
             size = READ_AHEAD_MIN
