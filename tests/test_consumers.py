@@ -373,6 +373,46 @@ def test_pull_with_nats_py(js_server):
     run(main())
 
 
+def test_pull_reads_through_the_read_cache(js_server):
+    # A consumer reading in order is served from the file store's read-ahead chunks. Here
+    # its chunk of the first block goes stale: a purge of another subject removes nine
+    # messages in ten and the compactor rewrites the block with the rest at new offsets
+    # (inside the chunk's range); then an erase and a full purge. Every message must still
+    # come back, once, intact, and none be reported lost.
+    from nats.js.errors import NotFoundError
+
+    async def main():
+        nc = await nats.connect(f"nats://127.0.0.1:{js_server.port}")
+        js = nc.jetstream()
+        # max_bytes 120,000: 32,000-byte blocks (Go's dynBlkSize), so that several fill up.
+        await js.add_stream(name="RC", subjects=["rc.*"], max_bytes=120_000)
+        for i in range(1200):
+            await nc.publish("rc.b" if i % 10 == 0 else "rc.a", b"payload-%04d-" % i + b"x" * 28)
+        await nc.flush()
+        store = js_server.js.accounts["$G"].streams["RC"].store
+        check_for(5, lambda: store.state().msgs == 1200)
+        first = store._blks[0]
+        b = await js.pull_subscribe("rc.b", durable="B")
+        got = await b.fetch(5, timeout=2)
+        assert first.chunk is not None and first.chunk.start == 0  # read ahead
+        await js.purge_stream("RC", subject="rc.a")
+        check_for(5, lambda: first.size < 32000 // 4)  # compacted
+        await js.delete_msg("RC", 601)  # an erase, in the next block
+        while len(got) < 119:
+            got += await b.fetch(119 - len(got), timeout=2)
+        assert [m.data[:13] for m in got] == [b"payload-%04d-" % i for i in range(0, 1200, 10) if i != 600]
+        with pytest.raises(NotFoundError):
+            await js.get_msg("RC", 601)
+        await js.purge_stream("RC")
+        for i in range(20):
+            await js.publish("rc.b", b"after-%d" % i)
+        got = await b.fetch(20, timeout=2)
+        assert [m.data for m in got] == [b"after-%d" % i for i in range(20)]
+        assert store.state().lost is None
+        await nc.close()
+    run(main())
+
+
 # -- acks, redelivery, deliver policies, retention -----------------------------------------------
 
 

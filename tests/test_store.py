@@ -1233,3 +1233,202 @@ def test_on_synced_after_delete(fstores):
     assert len(got) == 1 and isinstance(got[0], ErrStoreClosed)
     s.on_synced(lambda err: got.append(err))
     assert isinstance(got[1], ErrStoreClosed)
+
+
+# -- file store: the read cache --------------------------------------------------------------
+
+
+def fill_in_order(s, n, start=0, secret=-1):
+    """Store messages "msg-<i>" for i in [start, start + n) ("SECRET-<i>" for i == secret)."""
+    for i in range(start, start + n):
+        s.store_msg(b"c", b"", (b"SECRET-%05d" if i == secret else b"msg-%05d") % i)
+
+
+def read_all(s):
+    """Every message, read in order as a consumer does: [(seq, payload)]."""
+    out = []
+    seq = 0
+    while True:
+        try:
+            sm = s.load_next_msg(b"", False, seq)
+        except ErrStoreMsgNotFound:  # it was corrupt: reported lost, and the next one is read
+            continue
+        if sm is None:
+            return out
+        out.append((sm.seq, sm.msg))
+        seq = sm.seq + 1
+
+
+def msgs_of(first_seq, start, n):
+    return [(first_seq + k, b"msg-%05d" % (start + k)) for k in range(n)]
+
+
+def cached(s, seq):
+    """The read-ahead chunk that holds message `seq`, or None."""
+    loc = s._msgs[seq]
+    c = loc.blk.chunk
+    return c if c is not None and c.start <= loc.off and loc.off + loc.rl <= c.end else None
+
+
+def checked(s, seq):
+    """Whether message `seq`'s record passed its check in its chunk."""
+    loc = s._msgs[seq]
+    c = cached(s, seq)
+    return c.checked[(loc.off - c.start) // filestore.REC_OVERHEAD]
+
+
+def test_read_ahead_serves_reads_in_order(fstores):
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 800)
+    assert read_all(s) == msgs_of(1, 0, 800)
+    c = cached(s, 800)
+    assert c is not None and s._chunks == [c] and s._chunk_timer is not None
+    assert c.start > 0 and c.end == s._lmb.flushed
+    in_chunk = [q for q in range(1, 801) if cached(s, q) is c]
+    assert len(in_chunk) > 100 and all(checked(s, q) for q in in_chunk)  # once, on the first read
+    assert [s.load_msg(q).msg for q in range(799, 801)] == [b"msg-00798", b"msg-00799"]
+    s.stop()
+    assert s._chunks == [] and s._lmb.chunk is None and s._chunk_timer is None
+
+
+def test_lone_reads_do_not_read_ahead(fstores):
+    # KV gets and redeliveries read only their record.
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 2000)
+    for q in (1500, 300, 1000, 1000, 1999):
+        assert s.load_msg(q).msg == b"msg-%05d" % (q - 1)
+    assert s._chunks == [] and s._lmb.chunk is None
+
+
+def test_read_cache_expires_when_idle(fstores):
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 300)
+    read_all(s)
+    assert s._chunks and s._chunk_timer is not None
+    s._chunk_timer.kill()
+    s._expire_chunks()  # read since the timer last ran: kept
+    assert s._chunks and s._chunk_timer is not None
+    s._chunk_timer.kill()
+    s._expire_chunks()  # not read since: dropped
+    assert s._chunks == [] and s._lmb.chunk is None and s._chunk_timer is None
+    assert read_all(s) == msgs_of(1, 0, 300)
+
+
+def test_read_cache_is_bounded(fstores):
+    s = fstores.make(block_size=20_000, sync_interval=LAZY)
+    fill_in_order(s, 5000)
+    assert len(s._blks) > 2 * filestore.READ_CHUNKS
+    assert read_all(s) == msgs_of(1, 0, 5000)
+    assert 0 < len(s._chunks) <= filestore.READ_CHUNKS
+    assert sum(b.chunk is not None for b in s._blks) == len(s._chunks)
+
+
+def test_erase_then_read(fstores):
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 300, secret=150)
+    assert [s.load_next_msg(b"", False, q).seq for q in (1, 2)] == [1, 2]
+    assert b"SECRET-00150" in cached(s, 151).buf
+    assert s.erase_msg(151)
+    assert all(b"SECRET" not in c.buf for c in s._chunks)  # nor in memory
+    with pytest.raises(ErrStoreMsgNotFound):
+        s.load_msg(151)
+    assert read_all(s) == msgs_of(1, 0, 150) + msgs_of(152, 151, 149)
+    assert s.state().lost is None
+
+
+def test_purge_then_read(fstores):
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 300)
+    read_all(s)
+    assert s._chunks
+    s.purge()
+    assert s._chunks == []
+    fill_in_order(s, 300, start=1000)
+    assert read_all(s) == msgs_of(301, 1000, 300)
+
+
+def test_compaction_then_read(fstores):
+    # The compactor moves the records a chunk held: the chunk goes with the old file.
+    s = fstores.make(block_size=8192)
+    fill_in_order(s, 600)
+    assert read_all(s) == msgs_of(1, 0, 600)
+    first = s._blks[0]
+    seqs = sorted(q for q, loc in s._msgs.items() if loc.blk is first)
+    assert first.chunk is not None and first.chunk.start == 0
+    kept = seqs[::10]
+    for q in seqs:
+        if q not in kept:
+            s.remove_msg(q)
+    if s._compactor is not None:
+        s._compactor.join()
+    assert first.size < 8192 // 2 and first.chunk is None  # rewritten
+    got = read_all(s)
+    assert got[:len(kept)] == [(q, b"msg-%05d" % (q - 1)) for q in kept]
+    assert got[len(kept):] == msgs_of(seqs[-1] + 1, seqs[-1], 600 - seqs[-1])
+    assert s.state().lost is None
+
+
+def test_truncate_then_read(fstores):
+    # The messages stored after a truncation take the offsets of the records cut, with
+    # the same sequences and sizes: a stale chunk would serve the old payloads.
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 300)
+    read_all(s)
+    assert cached(s, 150) is not None
+    s.truncate(100)
+    fill_in_order(s, 50, start=5000)
+    assert read_all(s) == msgs_of(1, 0, 100) + msgs_of(101, 5000, 50)
+    assert s.state().lost is None
+
+
+def test_corruption_found_through_the_read_cache(fstores, gnatsd_log):
+    s = fstores.make(block_size=1 << 20)
+    fill_in_order(s, 300)
+    bad = (150, 200)
+    locs = [s._msgs[q] for q in bad]
+    with open(locs[0].blk.path, "r+b") as f:
+        for loc in locs:
+            f.seek(loc.off + loc.rl - 6)
+            f.write(b"!")
+    got = read_all(s)
+    assert [q for q, _ in got] == [q for q in range(1, 301) if q not in bad]
+    assert all(m == b"msg-%05d" % (q - 1) for q, m in got)
+    # Both were read from the chunk that holds the records around them.
+    c = cached(s, 151)
+    assert c is not None and c.start < locs[0].off and locs[1].off + locs[1].rl <= c.end
+    assert checked(s, 149) and checked(s, 151) and checked(s, 201)
+    assert not c.checked[(locs[0].off - c.start) // filestore.REC_OVERHEAD]
+    st_ = s.state()
+    assert st_.msgs == 298 and st_.lost == LostStreamData(list(bad), 2 * locs[0].rl)
+    assert "message 150 in block 1 is corrupt" in gnatsd_log.text
+    assert "message 200 in block 1 is corrupt" in gnatsd_log.text
+
+
+def test_read_cache_follows_the_writer(fstores):
+    # A consumer right behind the writer reads records still buffered or just written one
+    # at a time; one that falls behind reads chunks, which end where the written bytes did.
+    s = fstores.make(block_size=1 << 20, sync_interval=LAZY)
+    got = []
+    chunks = 0
+
+    def catch_up():
+        seq = got[-1][0] + 1 if got else 1
+        while True:
+            sm = s.load_next_msg(b"", False, seq)
+            if sm is None:
+                return
+            got.append((sm.seq, sm.msg))
+            seq = sm.seq + 1
+
+    for i in range(3000):
+        s.store_msg(b"c", b"", b"msg-%05d" % i, wait=False)
+        if i % 7 == 0:
+            gevent.sleep(0)  # the pass ends: the buffered records are written
+        if i < 300 and i % 3 == 2 or i % 700 == 699:
+            catch_up()
+            chunks += s._lmb.chunk is not None
+            if i < 300:
+                assert s._lmb.chunk is None  # right behind the writer
+    catch_up()
+    assert got == msgs_of(1, 0, 3000)
+    assert chunks > 0

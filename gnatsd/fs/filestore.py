@@ -31,6 +31,23 @@ bad record: at the end of the last block (a torn write) the file is cut there wi
 warning; anywhere else the bad bytes and the sequences they must have held are reported as
 lost (`state().lost`, an error in the log) and the rest is served.
 
+Reading (Go: msgBlock.cache, fetchMsg, loadMsgs). A record still in the write buffer is
+served from it. A written one is read with one pread and checked, unless its block is being
+read in order: a read that ends past the end of the block's last read and starts at most
+READ_GAP bytes after it (a consumer, filtered or not), with at least READ_AHEAD_FLOOR
+written bytes after its record (not a consumer right behind the writer), reads a chunk of
+the block from its record on (16 KiB, then twice the size of the chunk before, up to
+256 KiB; never past the written bytes), and the reads after it are served from the chunk
+without a syscall; each record is checked on its first read from the chunk only (a filtered
+consumer does not pay for the records it skips; a second consumer reading the same records
+checks none), and a bad one is reported lost exactly as without the cache. A lone read (a KV
+get, a redelivery) reads only its record. A block keeps one chunk, a store at most
+READ_CHUNKS (1 MiB), and a chunk not read for READ_CACHE_EXPIRE seconds (Go's 5 s) goes
+within twice that. Bytes of a block change in place only through an erase, a compaction's
+rewrite or a truncation, and a block's file only goes away by removal or purge: each drops
+the block's chunk (an erased record's bytes leave memory too), as do stop and delete. Go
+caches whole blocks (up to 8 MiB) and checks each record on its first read.
+
 Removals append DEL records to the last block. A block whose messages are all removed is
 deleted once no other block needs its tombstones; a sparse one is rewritten with only what
 is still needed (the compactor greenlet).
@@ -97,6 +114,12 @@ FILE_STORE_MIN_BLK_SIZE = 32 * 1000  # Go: FileStoreMinBlkSize
 FILE_STORE_MAX_BLK_SIZE = DEFAULT_LARGE_BLOCK_SIZE  # Go: FileStoreMaxBlkSize
 PREALLOC = 1 << 20  # bytes a block's file is extended by ahead of its writes
 MAX_PENDING_WRITE = 1 << 20  # buffered record bytes written at once, without waiting for the pass to end
+READ_AHEAD_MIN = 16 * 1024  # the first chunk read ahead from a block read in order, then twice
+READ_AHEAD = 256 * 1024  # ... the size of the one before up to this
+READ_GAP = 4096  # a read at most this far after the last one of its block reads ahead...
+READ_AHEAD_FLOOR = 4096  # ... when at least this many written bytes follow its record
+READ_CHUNKS = 4  # chunks a store keeps (one per block), the least recently made dropped first
+READ_CACHE_EXPIRE = 5.0  # Go: defaultCacheBufferExpiration; a chunk not read for this long goes
 CONSUMER_STATE_MIN_INTERVAL = 0.1  # Go: consumerFileStore.flushLoop's minTime
 COMPACT_MINIMUM = 64 * 1024  # rewrite a block under 25 % live (Go's rule) only past this size (or half a block)
 SNAP_MAGIC = b"GNIX"
@@ -221,7 +244,8 @@ class _MsgBlock:
     """Go: msgBlock. One block file and what the index knows about it."""
 
     __slots__ = ("index", "path", "fd", "size", "flushed", "alloc", "pend", "pend_offs", "last_off", "first",
-                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while")
+                 "last", "live", "live_bytes", "dead", "refs", "compacting", "erased_while", "chunk",
+                 "ra_next")
 
     def __init__(self, index, path, fd):
         self.index = index
@@ -241,6 +265,8 @@ class _MsgBlock:
         self.refs = set()  # sequences of the DEL records in this file
         self.compacting = False
         self.erased_while = None  # sequences erased while the compactor ran
+        self.chunk = None  # the _Chunk read ahead from the file (Go: cache)
+        self.ra_next = 0  # the end of the last read from the file: a read near it reads ahead
 
     def buffered(self, off):
         """The record at offset `off`, with its CRC, not yet written."""
@@ -253,6 +279,23 @@ class _MsgBlock:
         self.last = seq
         self.live += 1
         self.live_bytes += rl
+
+
+class _Chunk:
+    """Go: cache (msgBlock.cache). Bytes [start, end) of a block's file, read at once.
+    `checked[(off - start) // REC_OVERHEAD]` is set once the record at `off` passed its CRC
+    check (Go: the hash-checked bit of cacheLookup); records are at least REC_OVERHEAD bytes
+    long, so each has its own slot."""
+
+    __slots__ = ("blk", "start", "end", "buf", "checked", "used")
+
+    def __init__(self, blk, start, buf):
+        self.blk = blk
+        self.start = start
+        self.end = start + len(buf)
+        self.buf = buf
+        self.checked = bytearray(len(buf) // REC_OVERHEAD + 1)
+        self.used = True  # read since the expiry timer last looked
 
 
 class _SyncRound:
@@ -298,6 +341,8 @@ class FileStore(IndexedStore):
         self._lmb = None
         self._compact_q = []
         self._compactor = None
+        self._chunks = []  # the blocks' read-ahead _Chunks, the last made first
+        self._chunk_timer = None
         self._flusher = None
         self._consumer_stores = []
         self._snapshotting = False
@@ -667,22 +712,50 @@ class FileStore(IndexedStore):
         return loc.sz
 
     def _load(self, seq, loc):
-        """Go: msgForSeq. Read and check the record; a bad one is reported lost, not served."""
+        """Go: msgForSeq (fetchMsg, cacheLookup). Read and check the record; a bad one is
+        reported lost, not served. A record not yet written comes from the write buffer; a
+        written one from its block's read-ahead chunk when it is in it or is read in order
+        after the last read from the block (_read_ahead), else with one pread."""
         blk = loc.blk
-        if loc.off < blk.flushed:
-            buf = os.pread(blk.fd, loc.rl, loc.off)
+        off = loc.off
+        rl = loc.rl
+        if off >= blk.flushed:
+            buf = blk.buffered(off)
+            i = 0
+            ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
         else:
-            buf = blk.buffered(loc.off)
-        if len(buf) == loc.rl and zlib.crc32(buf) == CRC_RESIDUE:
-            rl, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf)
-            if rseq == seq and rl == loc.rl:
-                p = HDR_SIZE + slen
+            c = blk.chunk
+            if c is None or off < c.start or off + rl > c.end:
+                ra = blk.ra_next
+                if (ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD
+                        and blk.flushed - off >= READ_AHEAD_FLOOR):
+                    c = self._read_ahead(blk, off, rl)
+                else:  # a lone read (a KV get, a redelivery, right behind the writer): its record
+                    c = None
+                    blk.ra_next = off + rl
+            if c is not None:
+                c.used = True
+                buf = c.buf
+                i = off - c.start
+                ok = c.checked[i // REC_OVERHEAD]
+                if not ok and zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE:
+                    ok = c.checked[i // REC_OVERHEAD] = 1
+            else:
+                buf = os.pread(blk.fd, rl, off)
+                i = 0
+                ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
+        if ok:
+            rlen, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf, i)
+            if rseq == seq and rlen == rl:
+                p = i + HDR_SIZE + slen
+                q = p + hlen
+                end = i + rl - CRC.size
                 if kind == REC_MSG:
-                    return StoreMsg(loc.subj, buf[p:p + hlen], buf[p + hlen:rl - 4], seq, ts)
+                    return StoreMsg(loc.subj, buf[p:q], buf[q:end], seq, ts)
                 if kind == REC_MSG_S2:
                     try:
-                        hdr = snappy.decompress(buf[p:p + hlen]) if hlen else b""
-                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[p + hlen:rl - 4]), seq, ts)
+                        hdr = snappy.decompress(buf[p:q]) if hlen else b""
+                        return StoreMsg(loc.subj, hdr, snappy.decompress(buf[q:end]), seq, ts)
                     except Exception:  # noqa: BLE001 - the codec's errors: reported lost below
                         pass
         log.error("Filestore [%s] message %d in block %s is corrupt, marking it lost",
@@ -693,6 +766,68 @@ class FileStore(IndexedStore):
         self._lost.bytes += loc.rl
         self._remove_msg(seq, False)
         raise ErrStoreMsgNotFound()
+
+    # -- the read cache ------------------------------------------------------------------------
+
+    def _read_ahead(self, blk, off, rl):
+        """Go: loadMsgs, for a part of the block. Called by _load for a read of the record
+        at `off` (`rl` bytes) that looks like reading in order (a consumer): it ends past
+        the end of the last read from the block's file, starts at most READ_GAP bytes after
+        it, and at least READ_AHEAD_FLOOR written bytes follow it (right behind the writer
+        a chunk would hold a record or two and save nothing). Reads the written bytes from
+        `off` into the block's chunk (READ_AHEAD_MIN bytes, or twice as many as the chunk it
+        replaces when the reads went on past that one, up to READ_AHEAD, as the kernel's
+        read-ahead grows), which serves the reads after it. Does not yield."""
+        prev = blk.chunk
+        if prev is None or off < prev.start:
+            size = READ_AHEAD_MIN
+        else:
+            size = min(2 * (prev.end - prev.start), READ_AHEAD)
+        buf = os.pread(blk.fd, min(max(size, rl), blk.flushed - off), off)
+        c = _Chunk(blk, off, buf)
+        blk.ra_next = c.end
+        chunks = self._chunks
+        if prev is not None:
+            chunks.remove(prev)
+        blk.chunk = c
+        chunks.insert(0, c)
+        if len(chunks) > READ_CHUNKS:
+            chunks.pop().blk.chunk = None
+        if self._chunk_timer is None:
+            self._chunk_timer = gevent.spawn_later(READ_CACHE_EXPIRE, self._expire_chunks)
+        return c
+
+    def _drop_chunk(self, blk):
+        """Forget what was read ahead from `blk`: its bytes changed (an erase, a compaction,
+        a truncation) or its file is gone."""
+        if blk.chunk is not None:
+            self._chunks.remove(blk.chunk)
+            blk.chunk = None
+        blk.ra_next = 0
+
+    def _expire_chunks(self):
+        """Go: expireCache. Runs READ_CACHE_EXPIRE seconds after the timer was armed: drops
+        the chunks not read since it last ran (so a stream that stops reading holds none
+        after two periods) and rearms while some are left."""
+        self._chunk_timer = None
+        keep = []
+        for c in self._chunks:
+            if c.used:
+                c.used = False
+                keep.append(c)
+            else:
+                c.blk.chunk = None
+        self._chunks = keep
+        if keep and not self._closed:
+            self._chunk_timer = gevent.spawn_later(READ_CACHE_EXPIRE, self._expire_chunks)
+
+    def _clear_read_cache(self):
+        for c in self._chunks:
+            c.blk.chunk = None
+        self._chunks = []
+        if self._chunk_timer is not None:
+            self._chunk_timer.kill(block=False)
+            self._chunk_timer = None
 
     def _removed(self, seq, loc, secure):
         blk = loc.blk
@@ -717,6 +852,7 @@ class FileStore(IndexedStore):
         if loc.off >= blk.flushed:
             self._flush_writes()
         os.pwrite(blk.fd, rec + CRC.pack(zlib.crc32(rec)), loc.off)
+        self._drop_chunk(blk)  # nor may the erased bytes stay in memory
         self._wgen += 1
         if blk is not self._lmb and blk not in self._unsynced:
             self._unsynced.append(blk)
@@ -765,6 +901,7 @@ class FileStore(IndexedStore):
         self._flush_writes()  # a no-op unless `keep` is the last block
         end = loc.off + loc.rl
         os.ftruncate(keep.fd, end)
+        self._drop_chunk(keep)  # the cut part is written again
         keep.size = keep.flushed = keep.alloc = end
         keep.last_off = loc.off
         keep.last = seq
@@ -819,6 +956,7 @@ class FileStore(IndexedStore):
     def _drop_block_file(self, blk):
         self._close_fd(blk.fd)
         blk.fd = -1
+        self._drop_chunk(blk)
         blk.pend = []
         blk.pend_offs = []
         if blk.dead:
@@ -903,6 +1041,7 @@ class FileStore(IndexedStore):
         os.rename(blk.path + ".tmp", blk.path)
         self._close_fd(blk.fd)
         blk.fd = os.open(blk.path, os.O_RDWR)
+        self._drop_chunk(blk)
         blk.size = blk.flushed = blk.alloc = len(data)
         blk.dead = set()
         blk.refs = needed
@@ -1207,6 +1346,7 @@ class FileStore(IndexedStore):
             self._write_snapshot()
         except OSError as e:
             log.error("Filestore [%s] stop: %s", self.cfg.name, e)
+        self._clear_read_cache()
         for blk in self._blks:
             self._close_fd(blk.fd)
             blk.fd = -1
@@ -1227,6 +1367,7 @@ class FileStore(IndexedStore):
                 self._compactor.join()
             self._closed = True
             self._wait_round()
+            self._clear_read_cache()
             for blk in self._blks:
                 self._close_fd(blk.fd)
                 blk.fd = -1
