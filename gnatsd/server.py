@@ -607,6 +607,7 @@ class Server:
                 return
             ready.set()
             self.wait_for_shutdown()
+            gevent.get_hub().destroy(destroy_loop=True)  # its epoll and wakeup descriptors
 
         self._thread = threading.Thread(target=run, name="gnatsd", daemon=True)
         self._thread.start()

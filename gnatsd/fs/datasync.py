@@ -86,7 +86,7 @@ def new_syncer():
 
 
 def _hub_context():
-    """The hub's AioContext, made at the first call; None where AIO does not work."""
+    """The hub's AioContext, made when the hub has none; None where AIO does not work."""
     hub = gevent.get_hub()
     ctx = getattr(hub, "gnatsd_aio", False)
     if ctx is False:
@@ -103,14 +103,19 @@ class AioSyncer:
     def __init__(self, ctx):
         self._ctx = ctx
         self._req = None  # the last request
+        ctx.users += 1
 
     def sync(self, fds, cb):
         self._req = self._ctx.submit(fds, cb)
 
     def close(self):
+        if self._ctx is None:
+            return
         if self._req is not None:
             self._req.cb = None  # the kernel finishes the request; nobody is told
             self._req = None
+        self._ctx.release()
+        self._ctx = None
 
 
 class _Request:
@@ -125,10 +130,14 @@ class _Request:
 
 
 class AioContext:
-    """One io_setup context of a hub, its eventfd and the hub's watcher on it."""
+    """One io_setup context of a hub, its eventfd and the hub's watcher on it. It ends when
+    its last syncer closed and its last request is done: each costs _MAX_EVENTS of the
+    system's aio-max-nr (65,536) and a file descriptor, and a process may run a server per
+    thread, each on a hub of its own, one after another (the tests do)."""
 
     def __init__(self, hub, libc, calls, ctx_id, efd):
         self._hub = hub
+        self.users = 0  # syncers not closed
         self._libc = libc
         self._setup, self._destroy, self._getevents, self._submit = calls
         self._ctx_id = ctx_id  # a cdata long
@@ -192,6 +201,17 @@ class AioContext:
             return False
         finally:
             os.close(fd)
+
+    def release(self):
+        """A syncer closed: end the context once nothing uses it."""
+        self.users -= 1
+        self._end_if_unused()
+
+    def _end_if_unused(self):
+        if self.users == 0 and not self._reqs:
+            self._close()
+            if getattr(self._hub, "gnatsd_aio", None) is self:
+                self._hub.gnatsd_aio = False  # the next store makes a new one
 
     def _close(self):
         self._watcher.stop()
@@ -273,6 +293,8 @@ class AioContext:
             if n < _MAX_EVENTS:
                 break
         self._pump()
+        if not self.users:
+            self._end_if_unused()
 
     @staticmethod
     def _answer(req):
