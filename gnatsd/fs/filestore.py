@@ -972,7 +972,7 @@ class FileStore(IndexedStore):
         if fd < 0:
             return
         if self._round is not None:
-            self._close_later.append(fd)  # the syncer thread may be syncing it
+            self._close_later.append(fd)  # a syncer thread may be syncing it (AIO keeps its own)
         else:
             os.close(fd)
 
