@@ -66,8 +66,9 @@ func main() {
 		die(err)
 	}
 	payload := make([]byte, *size)
+	// The fill is not timed: wait out a slow disk instead of failing after nats.go's 200 ms.
 	for i := 0; i < *n; i++ {
-		if _, err := js.PublishAsync("pullbench", payload); err != nil {
+		if _, err := js.PublishAsync("pullbench", payload, nats.StallWait(10*time.Second)); err != nil {
 			die(err)
 		}
 	}
