@@ -186,7 +186,11 @@ class AioContext:
 
     def _probe(self):
         """Kernels before 4.18 refuse IOCB_CMD_FDSYNC: sync a directory once, waiting."""
-        fd = os.open(tempfile.gettempdir(), os.O_RDONLY)
+        try:
+            fd = os.open(tempfile.gettempdir(), os.O_RDONLY)
+        except OSError as e:
+            log.debug("AIO fdatasync not tried (%s): a thread per store syncs", e)
+            return False
         try:
             res = self._io_submit(0, [fd])
             if res == 1:
