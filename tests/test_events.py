@@ -12,8 +12,8 @@ import re
 import nats
 import pytest
 
-from conftest import RawConn, check_for
-from gnatsd import Options, Server
+from conftest import RawConn, check_for, on_hub
+from gnatsd import Options, Server, events
 from gnatsd.opts import process_config_file
 
 CONF = """
@@ -194,6 +194,20 @@ def test_shutdown_event(srv):
     data = c.read_all_until_closed()
     assert f"MSG $SYS.SERVER.{srv.server_id}.SHUTDOWN 1".encode() in data
     c.close()
+
+
+def test_shutdown_right_after_an_event_is_queued(srv):
+    """The send loop, woken for an event, runs after shutdown_eventing sent the queue and
+    dropped srv.sys: it must end quietly (it raised AttributeError)."""
+    loop = srv.sys.loop
+
+    def queue_then_shut_down():
+        events.send_internal_msg(srv, "x", None, b"")
+        srv.shutdown()
+
+    on_hub(srv, queue_then_shut_down)
+    check_for(5, lambda: loop.dead)
+    assert loop.exception is None
 
 
 def test_no_system_account_means_no_events(make_server):
