@@ -215,6 +215,27 @@ def test_records_that_arrived_together_are_read_together(make_server, certs):
     tsock.close()
 
 
+def test_a_full_read_takes_the_rest_before_the_parse(make_server, certs):
+    """After short reads the read size shrinks to 64 bytes; two 52-byte PUBs sent together
+    fill a read, and the rest of the second is read before either is processed: their
+    replies leave together, not the first while the second is still unread."""
+    s = make_server(**certs.server_opts())
+    tsock, _ = tls_conn(s.port, certs.client_ctx())
+    tsock.sendall(b'CONNECT {"verbose":false}\r\nSUB a 1\r\nPING\r\n')
+    expect(tsock, b"PONG\r\n")
+    for _ in range(6):  # short reads: 512 -> 64 bytes
+        tsock.sendall(b"PING\r\n")
+        expect(tsock, b"PONG\r\n")
+    pub = b"PUB a 40\r\n" + b"x" * 40 + b"\r\n"
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    tsock.sendall(pub)
+    tsock.sendall(pub)
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    msg = b"MSG a 1 40\r\n" + b"x" * 40 + b"\r\n"
+    assert tsock.recv(65536) == msg + msg  # one record
+    tsock.close()
+
+
 def test_nats_py_pub_sub_over_tls_large_payload_and_order(make_server, certs):
     s = make_server(**certs.server_opts())
     big = bytes(range(256)) * 4096  # 1 MiB
