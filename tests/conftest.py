@@ -162,9 +162,9 @@ def on_hub(server, fn, *args, spawn=False):
         done.set()
 
     if spawn:
-        server.loop.run_callback_threadsafe(gevent.spawn, run)
+        server.call_threadsafe(gevent.spawn, run)
     else:
-        server.loop.run_callback_threadsafe(run)
+        server.call_threadsafe(run)
     assert done.wait(10)
     ok, value = box[0]
     if not ok:

@@ -182,7 +182,7 @@ def test_bcrypt_runs_beside_other_connections(make_server, monkeypatch):
             return flush_clients()
 
         victim.flush_clients = after_parse
-        s.loop.run_callback_threadsafe(victim.close_connection, ClosedState.ServerShutdown)
+        s.call_threadsafe(victim.close_connection, ClosedState.ServerShutdown)
         check_for(5, lambda: victim.closed)
         release.set()
         assert parsed.wait(5)
