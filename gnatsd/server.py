@@ -32,6 +32,7 @@ from .accounts import lookup_account as _lookup_account
 from .conn import Client
 from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .hub import _allocate_lock
 from .monitor import MonitorStartError
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
@@ -136,6 +137,7 @@ class Server:
         self._thread = None
         self._calls = collections.deque()  # call_threadsafe's (fn, args), for the hub
         self._wake = None  # the hub's async watcher that runs them, while the thread runs
+        self._wake_lock = _allocate_lock()  # a send() never meets a closed watcher
         # stats (Go: s.inMsgs, s.outMsgs, ...)
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self.slow_consumers = 0
@@ -614,8 +616,9 @@ class Server:
             try:
                 self.wait_for_shutdown()
             finally:
-                self._wake.stop()  # not closed: a late send() finds a stopped watcher
-                self._wake = None
+                with self._wake_lock:
+                    self._wake.close()
+                    self._wake = None
 
         self._thread = threading.Thread(target=run, name="gnatsd", daemon=True)
         self._thread.start()
@@ -644,11 +647,11 @@ class Server:
         count fell to -1 or 0 with a timer running, and the hub ended with LoopExit ("This
         operation would block forever") in wait_for_shutdown. ev_async_send is thread-safe.
         """
-        wake = self._wake
-        if wake is None:
-            return
-        self._calls.append((fn, args))
-        wake.send()
+        with self._wake_lock:
+            if self._wake is None:
+                return
+            self._calls.append((fn, args))
+            self._wake.send()
 
     def _run_calls(self):
         """call_threadsafe's calls, in order. The hub's callback."""
