@@ -265,6 +265,21 @@ class Client(Parser):
                     self.close_connection(ClosedState.ClientClosed)
                     return
                 n = len(data)
+                while n >= rsize and rsize < MAX_BUF_SIZE:
+                    # A full read: the rest has most likely arrived too. Take it before the
+                    # parse, or replies to the first part leave before the rest is read (Go
+                    # reads the rest a moment later; here the others ran first, and nats.py's
+                    # test_tls_reconnect saw a reply after its close_notify).
+                    rsize <<= 1
+                    shorts = 0
+                    try:
+                        more = os.read(fd, rsize) if sslobj is None else tls.read(sslobj, self.sock, rsize)
+                    except _WOULD_BLOCK:
+                        break
+                    if not more:
+                        break  # the end: the next read reports it
+                    data += more
+                    n = len(more)
                 if n >= rsize:
                     shorts = 0
                     if rsize < MAX_BUF_SIZE:

@@ -160,8 +160,10 @@ def send_internal_msg(srv, subject, reply, msg, client=None, encoding=None):
 def internal_send_loop(srv):
     """Go: internalSendLoop. Publish queued messages as the system client. A greenlet."""
     sys = srv.sys
-    while sys.running:
+    while True:
         sys.wake.wait()
+        if not sys.running:
+            return  # woken for a message, then shut down: shutdown_eventing sent the queue
         sys.wake.clear()
         _drain(srv)
 

@@ -9,6 +9,7 @@ socket module, so it needs no monkey-patching: the `gnatsd` command patches the 
 """
 from __future__ import annotations
 
+import collections
 import errno
 import logging
 import os
@@ -31,6 +32,7 @@ from .accounts import lookup_account as _lookup_account
 from .conn import Client
 from .const import ACCOUNT
 from .errors import ERR_MAX_CONNECTIONS, ClosedState
+from .hub import _allocate_lock
 from .monitor import MonitorStartError
 from .monitor.ring import DEFAULT_MAX_CLOSED_CLIENTS, ClosedRingBuffer
 from .nkeys import create_server_keypair, generate_nonce
@@ -133,6 +135,9 @@ class Server:
         self.shutdown_complete = Event()
         self._accept_greenlet = None
         self._thread = None
+        self._calls = collections.deque()  # call_threadsafe's (fn, args), for the hub
+        self._wake = None  # the hub's async watcher that runs them, while the thread runs
+        self._wake_lock = _allocate_lock()  # a send() never meets a closed watcher
         # stats (Go: s.inMsgs, s.outMsgs, ...)
         self.in_msgs = self.in_bytes = self.out_msgs = self.out_bytes = 0
         self.slow_consumers = 0
@@ -605,8 +610,15 @@ class Server:
                 failure.append(e)
                 ready.set()
                 return
+            self._wake = self.loop.async_()
+            self._wake.start(self._run_calls)
             ready.set()
-            self.wait_for_shutdown()
+            try:
+                self.wait_for_shutdown()
+            finally:
+                with self._wake_lock:
+                    self._wake.close()
+                    self._wake = None
             gevent.get_hub().destroy(destroy_loop=True)  # its epoll and wakeup descriptors
 
         self._thread = threading.Thread(target=run, name="gnatsd", daemon=True)
@@ -621,7 +633,33 @@ class Server:
         """Shut down a server started with start_in_thread, from any thread."""
         if self._thread is None:
             return
-        if self.loop is not None and self.running:
-            self.loop.run_callback_threadsafe(self.shutdown)
+        if self.running:
+            self.call_threadsafe(self.shutdown)
         self._thread.join(timeout)
         self._thread = None
+
+    def call_threadsafe(self, fn, *args):
+        """Run `fn(*args)` on the hub of a server started with start_in_thread, from any other
+        thread, as a hub callback: it must not yield.
+
+        Not gevent's loop.run_callback_threadsafe: that adds to libev's count of active
+        watchers from the calling thread (ev_ref), which races the hub's own updates of it.
+        On PyPy, whose cffi calls run without the GIL, an update was lost under load: the
+        count fell to -1 or 0 with a timer running, and the hub ended with LoopExit ("This
+        operation would block forever") in wait_for_shutdown. ev_async_send is thread-safe.
+        """
+        with self._wake_lock:
+            if self._wake is None:
+                return
+            self._calls.append((fn, args))
+            self._wake.send()
+
+    def _run_calls(self):
+        """call_threadsafe's calls, in order. The hub's callback."""
+        calls = self._calls
+        while calls:
+            fn, args = calls.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("Internal error in a call from another thread")

@@ -247,13 +247,34 @@ def read(sslobj, sock, n):
     ragged end: suppress_ragged_eofs). Raises ssl.SSLWantReadError when OpenSSL needs bytes
     the socket does not have yet. When OpenSSL must write before it can read (SSLWantWriteError)
     the read goes through gevent's SSLSocket, which waits for the socket: that may yield.
+
+    OpenSSL hands out one TLS record per read, and a client writes a record per write (asyncio
+    does, nats-py's PUBs and PINGs included): the records already received are read too,
+    as a plain socket's read takes every byte that has arrived. Go reads the next record at
+    once; the readloop would first process this one and let every other greenlet run, and a
+    reply to the first could reach the client before the second was read (nats.py's
+    test_tls_reconnect then saw a reply after its close_notify).
     """
     try:
-        return sslobj.read(n)
+        data = sslobj.read(n)
     except ssl.SSLWantWriteError:
         return sock.recv(n)
     except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
         return b""
+    size = len(data)
+    if size >= n or not data:
+        return data
+    chunks = [data]
+    while size < n:
+        try:
+            more = sslobj.read(n - size)
+        except (ssl.SSLError, ValueError):
+            break  # nothing more yet, or the end: the next read reports it
+        if not more:
+            break
+        chunks.append(more)
+        size += len(more)
+    return data if len(chunks) == 1 else b"".join(chunks)
 
 
 def close_notify(sslobj):

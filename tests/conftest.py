@@ -5,6 +5,7 @@ tests use plain blocking sockets and nats-py on asyncio without monkey-patching.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -161,9 +162,9 @@ def on_hub(server, fn, *args, spawn=False):
         done.set()
 
     if spawn:
-        server.loop.run_callback_threadsafe(gevent.spawn, run)
+        server.call_threadsafe(gevent.spawn, run)
     else:
-        server.loop.run_callback_threadsafe(run)
+        server.call_threadsafe(run)
     assert done.wait(10)
     ok, value = box[0]
     if not ok:
@@ -190,6 +191,29 @@ def client_subs(server):
 
 def internal_subs(server):
     return server.num_subscriptions() - client_subs(server)
+
+
+async def flushed(nc, timeout=10):
+    """A nats-py round trip that covers everything `nc` sent before: once it returns, the
+    server has processed them all (and sent what they produced to its clients).
+
+    nats-py's flush() is not enough: it writes its PING straight to the socket, ahead of the
+    commands still in its pending buffer (a SUB, PUBs) that its flusher task writes a moment
+    later, so the PONG can come back before the server has read them. By the time that first
+    flush() returns, the flusher has run (it was woken before the PING went out, and the PONG
+    needs a later turn of the loop); the second PING follows those commands on the wire.
+    """
+    await nc.flush(timeout)
+    await nc.flush(timeout)
+
+
+async def until(fn, total=10.0, sleep=0.01):
+    """check_for for asyncio tests: poll `fn` without blocking the event loop."""
+    deadline = time.monotonic() + total
+    while not fn():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {total}s")
+        await asyncio.sleep(sleep)
 
 
 def check_for(total, fn, sleep=0.02):

@@ -13,7 +13,7 @@ import re
 import nats
 import pytest
 
-from conftest import ERR_RE, RawConn, check_for, load_conf
+from conftest import ERR_RE, RawConn, check_for, flushed, load_conf
 from gnatsd import Options, Server
 from gnatsd.opts import ProcessConfigErr, process_config_file
 
@@ -260,10 +260,7 @@ def test_service_import_with_nats_py(srv):
             await msg.respond(b"pong:" + msg.data + b":" + msg.headers["Nats-Request-Info"].encode())
 
         await responder.subscribe("svc.single", cb=answer)
-        await responder.flush()
-        # nats-py's flush PING can overtake the SUB it buffered: wait until the server has it.
-        while not any(sub.icb is None for sub in srv.accounts["A"].sublist.match(b"svc.single").psubs):
-            await asyncio.sleep(0.01)
+        await flushed(responder)
         replies = [await requester.request("single", b"ping", timeout=5) for _ in range(3)]
         await responder.close()
         await requester.close()

@@ -24,7 +24,7 @@ import nats
 import nkeys as nkeys_pkg
 import pytest
 
-from conftest import INFO_RE, RawConn, check_for, load_conf
+from conftest import INFO_RE, RawConn, check_for, flushed, load_conf
 from gnatsd import Options, Server, nkeys
 from gnatsd import auth as auth_mod
 from gnatsd.auth import (
@@ -182,7 +182,7 @@ def test_bcrypt_runs_beside_other_connections(make_server, monkeypatch):
             return flush_clients()
 
         victim.flush_clients = after_parse
-        s.loop.run_callback_threadsafe(victim.close_connection, ClosedState.ServerShutdown)
+        s.call_threadsafe(victim.close_connection, ClosedState.ServerShutdown)
         check_for(5, lambda: victim.closed)
         release.set()
         assert parsed.wait(5)
@@ -433,7 +433,7 @@ def test_allow_responses_with_nats_py(users_server):
             await msg.respond(b"re: " + msg.data)
 
         await svc.subscribe("req.echo", cb=respond)
-        await svc.flush()
+        await flushed(svc)
         for i in range(3):
             reply = await requester.request("req.echo", f"m{i}".encode(), timeout=2)
             assert reply.data == f"re: m{i}".encode()

@@ -12,8 +12,8 @@ import re
 import nats
 import pytest
 
-from conftest import RawConn, check_for
-from gnatsd import Options, Server
+from conftest import RawConn, check_for, flushed, on_hub
+from gnatsd import Options, Server, events
 from gnatsd.opts import process_config_file
 
 CONF = """
@@ -45,13 +45,6 @@ def run(coro):
 
 def url(s, user):
     return f"nats://{user}:{user}@127.0.0.1:{s.port}"
-
-
-async def until_subscribed(srv, account, count):
-    """nats-py's flush PING can overtake the SUBs it buffered: wait until the server has
-    `count` client subscriptions in `account`."""
-    while sum(1 for sub in srv.accounts[account].sublist.all_subs() if sub.icb is None) < count:
-        await asyncio.sleep(0.01)
 
 
 async def request(nc, subject, body=b"", timeout=2):
@@ -96,8 +89,7 @@ def test_account_requests(srv):
         sys_nc = await nats.connect(url(srv, "sys"))
         a = await nats.connect(url(srv, "a"), name="app")
         await a.subscribe("x")
-        await a.flush()
-        await until_subscribed(srv, "A", 1)
+        await flushed(a)
         out = {
             "connz": await request(sys_nc, "$SYS.REQ.ACCOUNT.A.CONNZ"),
             "subsz": await request(sys_nc, "$SYS.REQ.ACCOUNT.A.SUBSZ"),
@@ -136,8 +128,7 @@ def test_connect_disconnect_and_auth_error_events(srv):
         await sys_nc.subscribe("$SYS.ACCOUNT.>", cb=cb)
         await sys_nc.subscribe("$SYS.SERVER.*.CLIENT.AUTH.ERR", cb=cb)
         await sys_nc.subscribe("$SYS.SERVER.ACCOUNT.>", cb=cb)
-        await sys_nc.flush()
-        await until_subscribed(srv, "SYS", 3)
+        await flushed(sys_nc)
         a = await nats.connect(url(srv, "a"), name="app")
         await a.publish("x", b"12345")
         await a.flush()
@@ -194,6 +185,20 @@ def test_shutdown_event(srv):
     data = c.read_all_until_closed()
     assert f"MSG $SYS.SERVER.{srv.server_id}.SHUTDOWN 1".encode() in data
     c.close()
+
+
+def test_shutdown_right_after_an_event_is_queued(srv):
+    """The send loop, woken for an event, runs after shutdown_eventing sent the queue and
+    dropped srv.sys: it must end quietly (it raised AttributeError)."""
+    loop = srv.sys.loop
+
+    def queue_then_shut_down():
+        events.send_internal_msg(srv, "x", None, b"")
+        srv.shutdown()
+
+    on_hub(srv, queue_then_shut_down)
+    check_for(5, lambda: loop.dead)
+    assert loop.exception is None
 
 
 def test_no_system_account_means_no_events(make_server):

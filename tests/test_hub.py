@@ -1,4 +1,5 @@
-"""Tests for gnatsd/hub.py: run_blocking and the Worker thread."""
+"""Tests for gnatsd/hub.py: run_blocking and the Worker thread; and Server.call_threadsafe,
+how another thread reaches a server's hub."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import gevent
 import gevent.event
 import pytest
 
+from conftest import check_for
 from gnatsd.hub import Worker, run_blocking
 
 
@@ -89,3 +91,25 @@ def test_run_blocking_from_a_greenlet_and_from_the_hub():
     assert gevent.spawn(run_blocking, threading.get_ident).get() != threading.get_ident()
     with pytest.raises(ValueError):
         gevent.spawn(run_blocking, int, "x").get()
+
+
+def test_call_threadsafe_runs_on_the_hub_and_leaves_its_count_alone(server):
+    """Calls from another thread run on the hub, in order, and the calling thread never
+    touches libev's count of active watchers (gevent's run_callback_threadsafe adds to it
+    there: on PyPy a lost update ended a hub with LoopExit at shutdown)."""
+    entered, release = threading.Event(), threading.Event()
+    ran = []
+
+    def block():
+        entered.set()
+        release.wait(5)  # the hub's thread waits here: the calls below queue up
+
+    server.call_threadsafe(block)
+    assert entered.wait(5)
+    count = server.loop.activecnt
+    for i in range(3):
+        server.call_threadsafe(lambda i=i: ran.append((i, threading.current_thread())))
+    assert server.loop.activecnt == count
+    release.set()
+    check_for(5, lambda: len(ran) == 3)
+    assert ran == [(i, server._thread) for i in range(3)]

@@ -693,7 +693,7 @@ def test_healthz(make_server, tmp_path):
 def test_healthz_during_lame_duck(make_server, conns):
     s = make_server(http_port=-1, lame_duck_duration=30.0, lame_duck_grace_period=10.0)
     conns(s)
-    s.loop.run_callback_threadsafe(lambda: __import__("gevent").spawn(s.lame_duck_mode))
+    s.call_threadsafe(lambda: __import__("gevent").spawn(s.lame_duck_mode))
     check_for(5, lambda: s.listener is None)
     assert get(s, "/healthz") == (503, "application/json", '{"status":"error","error":'
                                   '"failed to be ready for connections after 1ms: server"}')

@@ -11,7 +11,7 @@ import nats
 import pytest
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
-from conftest import check_for, client_subs
+from conftest import check_for, client_subs, flushed, until
 from gnatsd import Options, Server
 
 
@@ -147,11 +147,11 @@ def test_drain_delivers_pending_then_closes(server):
             got.append(msg.data)
 
         await nc.subscribe("d", cb=slow)
-        await nc.flush()
+        await flushed(nc)
         for i in range(100):
             await pub.publish("d", b"%d" % i)
-        await pub.flush()
-        await asyncio.sleep(0.05)
+        await flushed(pub)  # the server sent all 100 to nc...
+        await flushed(nc)  # ...and nc read them: most still wait for the slow callback
         await nc.drain()
         assert got == [b"%d" % i for i in range(100)]
         assert nc.is_closed
@@ -189,7 +189,7 @@ def test_order_of_10k_messages(server):
         nc = await nats.connect(server.client_url())
         pub = await nats.connect(server.client_url())
         sub, got = await collect(nc, "seq", n=10000)
-        await nc.flush()
+        await flushed(nc)
         for i in range(10000):
             await pub.publish("seq", b"%d" % i)
         await pub.flush()
@@ -206,13 +206,12 @@ def test_no_echo(server):
         other = await nats.connect(server.client_url())
         _, mine = await collect(nc, "e")
         _, theirs = await collect(other, "e")
-        await nc.flush()
-        await other.flush()
+        await flushed(nc)
+        await flushed(other)
         await nc.publish("e", b"from-nc")
         await other.publish("e", b"from-other")
-        await nc.flush()
-        await other.flush()
-        await asyncio.sleep(0.1)
+        await until(lambda: len(theirs) == 2 and mine)
+        await flushed(nc)  # an echo of from-nc would be in by now
         assert [m.data for m in mine] == [b"from-other"]
         assert sorted(m.data for m in theirs) == [b"from-nc", b"from-other"]
         await nc.close()
@@ -259,12 +258,7 @@ def test_closed_client_frees_subscriptions(server):
         nc = await nats.connect(server.client_url())
         for i in range(50):
             await nc.subscribe(f"s.{i}")
-        await nc.flush()
-        # nats-py can send flush()'s PING ahead of SUBs still in its buffer, so poll.
-        for _ in range(250):
-            if client_subs(server) == 50:
-                break
-            await asyncio.sleep(0.02)
+        await flushed(nc)
         assert client_subs(server) == 50
         await nc.close()
     run(main())

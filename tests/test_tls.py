@@ -31,7 +31,7 @@ TLS_FAILURE = str(ClosedState.TLSHandshakeError)  # "TLS Handshake Failure"
 from gnatsd.opts import FlagError, ProcessConfigErr, configure_options, process_config_file  # noqa: E402
 from gnatsd.server import ConfigError  # noqa: E402
 
-from conftest import INFO_RE, check_for  # noqa: E402
+from conftest import INFO_RE, check_for, flushed  # noqa: E402
 
 
 # -- certificates ---------------------------------------------------------------------------------
@@ -199,6 +199,43 @@ def test_info_flags(make_server, certs):
     assert not {"tls_required", "tls_verify", "tls_available"} & set(info)
 
 
+def test_records_that_arrived_together_are_read_together(make_server, certs):
+    """A client writes a TLS record per write. The readloop reads every record that has arrived,
+    as Go's readLoop reads the next one at once: the replies to two PUBs sent together leave
+    in one write (one record), not the first before the second PUB is even read."""
+    s = make_server(**certs.server_opts())
+    tsock, _ = tls_conn(s.port, certs.client_ctx())
+    tsock.sendall(b'CONNECT {"verbose":false}\r\nSUB a 1\r\nPING\r\n')
+    expect(tsock, b"PONG\r\n")
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # both records in one segment
+    tsock.sendall(b"PUB a 1\r\nx\r\n")
+    tsock.sendall(b"PUB a 1\r\ny\r\n")
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    assert tsock.recv(65536) == b"MSG a 1 1\r\nx\r\nMSG a 1 1\r\ny\r\n"  # one record
+    tsock.close()
+
+
+def test_a_full_read_takes_the_rest_before_the_parse(make_server, certs):
+    """After short reads the read size shrinks to 64 bytes; two 52-byte PUBs sent together
+    fill a read, and the rest of the second is read before either is processed: their
+    replies leave together, not the first while the second is still unread."""
+    s = make_server(**certs.server_opts())
+    tsock, _ = tls_conn(s.port, certs.client_ctx())
+    tsock.sendall(b'CONNECT {"verbose":false}\r\nSUB a 1\r\nPING\r\n')
+    expect(tsock, b"PONG\r\n")
+    for _ in range(6):  # short reads: 512 -> 64 bytes
+        tsock.sendall(b"PING\r\n")
+        expect(tsock, b"PONG\r\n")
+    pub = b"PUB a 40\r\n" + b"x" * 40 + b"\r\n"
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+    tsock.sendall(pub)
+    tsock.sendall(pub)
+    tsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+    msg = b"MSG a 1 40\r\n" + b"x" * 40 + b"\r\n"
+    assert tsock.recv(65536) == msg + msg  # one record
+    tsock.close()
+
+
 def test_nats_py_pub_sub_over_tls_large_payload_and_order(make_server, certs):
     s = make_server(**certs.server_opts())
     big = bytes(range(256)) * 4096  # 1 MiB
@@ -208,7 +245,7 @@ def test_nats_py_pub_sub_over_tls_large_payload_and_order(make_server, certs):
         sub_nc = await nats.connect(f"tls://localhost:{s.port}", tls=ctx)
         pub_nc = await nats.connect(f"tls://localhost:{s.port}", tls=ctx)
         sub = await sub_nc.subscribe("foo")
-        await sub_nc.flush()
+        await flushed(sub_nc)
         await pub_nc.publish("foo", big)
         for i in range(10000):
             await pub_nc.publish("foo", b"%d" % i)
@@ -221,16 +258,8 @@ def test_nats_py_pub_sub_over_tls_large_payload_and_order(make_server, certs):
             await m.respond(m.data.upper())
 
         await sub_nc.subscribe("svc", cb=respond)
-        await sub_nc.flush()
-        # nats-py writes flush's PING ahead of the SUB still in its buffer: the SUB may arrive
-        # after the PONG went out, and the first request find no responder
-        for _ in range(100):
-            try:
-                reply = await pub_nc.request("svc", b"hi", timeout=5)
-                break
-            except nats.errors.NoRespondersError:
-                await asyncio.sleep(0.01)
-        assert reply.data == b"HI"
+        await flushed(sub_nc)
+        assert (await pub_nc.request("svc", b"hi", timeout=5)).data == b"HI"
         await sub_nc.close()
         await pub_nc.close()
 

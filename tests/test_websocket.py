@@ -38,7 +38,7 @@ from gnatsd.websocket import (
     ws_unmask,
 )
 
-from conftest import check_for
+from conftest import check_for, flushed
 from test_tls import certs  # noqa: F401 (the session's certificates, a fixture)
 
 aiohttp = pytest.importorskip("aiohttp")
@@ -901,8 +901,8 @@ def test_nats_py_ws_and_tcp_clients_talk(ws_server):
         tcp = await nats.connect(server.client_url())
         sub_ws = await ws.subscribe("x")
         sub_tcp = await tcp.subscribe("y")
-        await ws.flush()
-        await tcp.flush()
+        await flushed(ws)
+        await flushed(tcp)
         await tcp.publish("x", b"from tcp")
         await ws.publish("y", b"from ws")
         assert (await sub_ws.next_msg(timeout=5)).data == b"from tcp"
