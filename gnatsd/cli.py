@@ -23,9 +23,12 @@ from importlib import metadata
 # and payload slices fill that in no time: with 16 MB, 16 KiB pub/sub ran ~40 % faster in an
 # interleaved A/B run (18,000 -> 27,000 msg/s), small messages unchanged. The size can only
 # be set before PyPy starts, so the command restarts itself once (same pid) unless the
-# variable is already set.
+# variable is already set. Only the command: a program that imports this module (a test, a
+# script) is not replaced by a server.
 PYPY_GC_NURSERY = "16MB"
-if sys.implementation.name == "pypy" and "PYPY_GC_NURSERY" not in os.environ:
+_RUN_AS_COMMAND = (os.path.basename(sys.argv[0]) == "gnatsd"
+                   or sys.argv[0] == os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py"))
+if sys.implementation.name == "pypy" and "PYPY_GC_NURSERY" not in os.environ and _RUN_AS_COMMAND:
     os.environ["PYPY_GC_NURSERY"] = PYPY_GC_NURSERY
     os.execv(sys.executable, [sys.executable, "-m", "gnatsd"] + sys.argv[1:])
 

@@ -505,3 +505,13 @@ def test_signal_errors(gnatsd, tmp_path):
     listed = {int(p) for p in r.stderr.splitlines()[1:]}
     assert {a.pid, b.pid} <= listed
     assert a.proc.poll() is None and b.proc.poll() is None
+
+
+@pytest.mark.skipif(sys.implementation.name != "pypy", reason="the nursery restart is PyPy's")
+def test_importing_the_cli_does_not_restart_the_process(tmp_path):
+    # The command restarts itself once with PYPY_GC_NURSERY; a program that only imports
+    # gnatsd.cli (a test, a script) must go on as itself, not become a server.
+    env = {k: v for k, v in ENV.items() if k != "PYPY_GC_NURSERY"}
+    out = subprocess.run([sys.executable, "-c", "import gnatsd.cli, os; print('still me', os.getpid())"],
+                         env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("still me"), out.stderr
