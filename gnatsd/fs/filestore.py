@@ -719,31 +719,27 @@ class FileStore(IndexedStore):
         blk = loc.blk
         off = loc.off
         rl = loc.rl
-        if off >= blk.flushed:
-            buf = blk.buffered(off)
+        written = off < blk.flushed
+        c = blk.chunk if written else None
+        if written and (c is None or off < c.start or off + rl > c.end):
+            ra = blk.ra_next
+            if (ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD
+                    and blk.flushed - off >= READ_AHEAD_FLOOR):
+                c = self._read_ahead(blk, off, rl)
+            else:  # a lone read (a KV get, a redelivery, right behind the writer): its record
+                c = None
+                blk.ra_next = off + rl
+        if c is not None:
+            c.used = True
+            buf = c.buf
+            i = off - c.start
+            ok = c.checked[i // REC_OVERHEAD]
+            if not ok and zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE:
+                ok = c.checked[i // REC_OVERHEAD] = 1
+        else:
+            buf = os.pread(blk.fd, rl, off) if written else blk.buffered(off)
             i = 0
             ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
-        else:
-            c = blk.chunk
-            if c is None or off < c.start or off + rl > c.end:
-                ra = blk.ra_next
-                if (ra < off + rl and off <= ra + READ_GAP and rl < READ_AHEAD
-                        and blk.flushed - off >= READ_AHEAD_FLOOR):
-                    c = self._read_ahead(blk, off, rl)
-                else:  # a lone read (a KV get, a redelivery, right behind the writer): its record
-                    c = None
-                    blk.ra_next = off + rl
-            if c is not None:
-                c.used = True
-                buf = c.buf
-                i = off - c.start
-                ok = c.checked[i // REC_OVERHEAD]
-                if not ok and zlib.crc32(memoryview(buf)[i:i + rl]) == CRC_RESIDUE:
-                    ok = c.checked[i // REC_OVERHEAD] = 1
-            else:
-                buf = os.pread(blk.fd, rl, off)
-                i = 0
-                ok = len(buf) == rl and zlib.crc32(buf) == CRC_RESIDUE
         if ok:
             rlen, kind, rseq, ts, slen, hlen = HDR.unpack_from(buf, i)
             if rseq == seq and rlen == rl:
