@@ -206,7 +206,6 @@ class Client(Parser):
         self._stall = None  # Go: out.stc, set while pending bytes are over half of max_pending
         self._yield_timer = None  # for yield_to_others
         self._read_watcher = None  # the socket's io watcher (see park)
-        self._watching = False  # _read_watcher is started
         self._parked = False  # no readloop runs: the next readable event starts one
         self._rsize = START_BUF_SIZE  # the readloop's read size and short reads, kept while parked
         self._shorts = 0
@@ -330,12 +329,11 @@ class Client(Parser):
         PyPy makes a cffi handle each time (5 % of a JetStream publisher's profile).
         """
         self._parked = True
-        if not self._watching:
-            watcher = self._read_watcher
-            if watcher is None:
-                watcher = self._read_watcher = self._hub.loop.io(self.fd, 1)
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = self._hub.loop.io(self.fd, 1)
+        if not watcher.active:
             watcher.start(self._unpark)
-            self._watching = True
 
     def _unpark(self):
         """The socket is readable: run a new readloop if none runs. A hub callback."""
@@ -346,7 +344,6 @@ class Client(Parser):
             # A readloop runs and waits (it yields, or a slow consumer stalls it) while more
             # data waits: stop watching until it parks, or the hub would spin on the socket.
             self._read_watcher.stop()
-            self._watching = False
 
     def yield_to_others(self):
         """Let every other greenlet and connection run once. Yields.

@@ -108,7 +108,6 @@ def test_shutdown_closes_parked_connections(make_server, raw_conn):
         assert closed_parked(cl, ClosedState.ServerShutdown)
 
 
-
 def test_a_readloop_that_waits_with_data_pending_stops_watching(make_server, raw_conn):
     # The watcher stays started from one park to the next. A readloop that waits (here on a
     # slow consumer) while its socket has more data must stop it, or every turn of the hub
@@ -119,10 +118,11 @@ def test_a_readloop_that_waits_with_data_pending_stops_watching(make_server, raw
     sub.expect(PONG_RE)  # then reads nothing: the server's writes back up
     pub = raw_conn(s)
     cl = client_of(s, pub)
+    watcher = check_for(5, lambda: parked(cl) and cl._read_watcher)  # after CONNECT's PONG
     data = (b"PUB foo 4000\r\n" + b"x" * 4000 + b"\r\n") * 3000 + b"PING\r\n"
     sender = threading.Thread(target=pub.sock.sendall, args=(data,))
     sender.start()
-    check_for(5, lambda: not cl._parked and not cl._watching, sleep=0.001)
+    check_for(5, lambda: not cl._parked and not watcher.active, sleep=0.001)
     sender.join()
     pub.expect(PONG_RE, timeout=10)  # the stalls end (1 s at most each)
-    check_for(5, lambda: parked(cl) and cl._watching)
+    check_for(5, lambda: parked(cl))
