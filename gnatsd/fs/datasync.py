@@ -139,8 +139,8 @@ class AioContext:
         self._hub = hub
         self.users = 0  # syncers not closed
         self._libc = libc
-        self._setup, self._destroy, self._getevents, self._submit = calls
-        self._ctx_id = ctx_id  # a cdata long
+        _, self._destroy, self._getevents, self._submit = calls  # io_setup ran in open()
+        self._ctx_id = ctx_id  # cdata, as the syscalls take it
         self._efd = efd
         self._reqs = {}  # id -> _Request not answered yet
         self._queue = deque()  # requests with fds the kernel does not have yet, in order
@@ -297,8 +297,7 @@ class AioContext:
             if n < _MAX_EVENTS:
                 break
         self._pump()
-        if not self.users:
-            self._end_if_unused()
+        self._end_if_unused()  # the last syncer closed while this ran
 
     @staticmethod
     def _answer(req):
