@@ -63,6 +63,7 @@ INTEREST_WAIT = 2.0  # Go: how long a snapshot waits for interest in its deliver
 ACK_WAIT = 0.010  # Go: past the window, how long to wait for an ack before sending anyway
 RESTORE_ACTIVITY = 5.0  # Go: a restore with no chunk for this long is stalled
 RESTORE_MAX_BACKLOG = 64 * 1024 * 1024  # chunks received and not yet staged
+QUEUED_CHUNK_COST = 64  # what a queued chunk costs besides its bytes, in the backlog
 SNAPS_DIR = "__snapshots__"  # Go: snapsDir, the staging directory of restores
 READ_SIZE = 256 * 1024
 
@@ -269,7 +270,7 @@ def process_stream_restore(jsa, cfg, reply):
         # Go writes the chunk here, which holds the sender back; this callback must not wait
         # for the disk, so a sender that does not wait for the acks is cut off instead.
         chunk = msg[c.pa_hdr:-2] if c.pa_hdr > 0 else msg[:-2]
-        backlog[0] += len(chunk) + 64  # 64: what a queued chunk costs besides its bytes
+        backlog[0] += len(chunk) + QUEUED_CHUNK_COST
         chunks.append((chunk if backlog[0] <= RESTORE_MAX_BACKLOG else None, creply))
         wake.set()
 
@@ -302,7 +303,7 @@ def _restore(jsa, cfg, tfile, sub, chunks, backlog, wake, client_info, start):
                     send_internal_msg(jsa.js.srv, reply.decode(), None, b"-ERR 'chunks sent faster than they are stored'",
                                       client=jsa.acc.internal_client())
                     return
-                backlog[0] -= len(chunk) + 64
+                backlog[0] -= len(chunk) + QUEUED_CHUNK_COST
                 if not chunk:
                     final_reply = reply
                     break
